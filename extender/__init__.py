@@ -1,0 +1,1 @@
+"""nfd-compat-extender."""

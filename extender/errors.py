@@ -1,0 +1,40 @@
+"""The project's one exception tree.
+
+    ExtenderError
+    ├── SpecError            a compatibility spec that NFD would reject everywhere (names the path)
+    │   └── SpecLimitError   a spec over a size, nesting, node or alias-expansion limit
+    └── NodeFeatureError     a NodeFeature object that is not shaped like the CRD says
+
+Evaluation errors (a value that does not parse as an integer, a regexp that does not compile, ...)
+are *not* exceptions: NFD reports them per node, so the matchers return them as data
+(``extender.match.result.EvalError``) next to matched / not matched.
+"""
+
+from __future__ import annotations
+
+
+class ExtenderError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class SpecError(ExtenderError):
+    """A spec that cannot be used at all. ``path`` points at the offending field, e.g.
+    ``compatibilities[1].rules[0].matchFeatures[2].matchExpressions.vendor``."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class SpecLimitError(SpecError):
+    """The document is over one of the parser's limits (bytes, nodes, depth, alias expansion)."""
+
+
+class NodeFeatureError(ExtenderError):
+    """A NodeFeature object that does not have the shape the CRD requires."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)

@@ -1,0 +1,264 @@
+"""A columnar, dictionary-encoded table of every node's features, updated one node at a time.
+
+Layout, per feature name (exactly as published; term lookups lower-case the term's name):
+
+* ``has_flags`` / ``has_attrs`` / ``has_instances``: bool per node slot — does the node have that
+  part of the feature at all (a part with zero elements still counts).
+* flags: one bool membership column per element name.
+* attributes: one :class:`Column` per key — int32 codes per node slot (``-1`` = key absent) into a
+  vocabulary of the distinct values seen. Predicates are evaluated once per distinct value and then
+  gathered by code, so an expression costs O(distinct values + nodes), not O(nodes) regex runs.
+* instances: rows, each carrying its node slot (``-1`` once the row is dead), and one code column
+  per attribute key over rows.
+
+Node slots are stable: removing a node frees its slot for reuse. ``generation`` increases with every
+change, so results can be cached per (spec, generation). Not thread-safe: one writer, one reader at
+a time (the extender runs on one event loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from extender.features.nodefeature import NodeFeatures
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int32]
+
+_INITIAL_CAPACITY = 64
+
+
+def _grow(arr: npt.NDArray[np.generic], size: int, fill: object) -> npt.NDArray[np.generic]:
+    out = np.full(size, fill, dtype=arr.dtype)
+    out[: len(arr)] = arr
+    return out
+
+
+@dataclass(slots=True)
+class Column:
+    """Dictionary-encoded strings: ``codes[i]`` indexes ``vocab`` (or is -1 for absent)."""
+
+    codes: IntArray
+    vocab: list[str] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    #: Per-expression results over ``vocab`` (owned by the vectorized matcher). They depend only on
+    #: the values, never on the codes, so they stay valid as nodes change and only grow.
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def code_for(self, value: str) -> int:
+        code = self.index.get(value)
+        if code is None:
+            code = len(self.vocab)
+            self.vocab.append(value)
+            self.index[value] = code
+        return code
+
+    def grow(self, size: int) -> None:
+        self.codes = _grow(self.codes, size, -1)  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class FeatureColumns:
+    """All columns of one feature name."""
+
+    has_flags: BoolArray
+    has_attrs: BoolArray
+    has_instances: BoolArray
+    flags: dict[str, BoolArray] = field(default_factory=dict)
+    attrs: dict[str, Column] = field(default_factory=dict)
+    row_node: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    n_rows: int = 0
+    dead_rows: int = 0
+    inst_attrs: dict[str, Column] = field(default_factory=dict)
+
+
+class FeatureTable:
+    """All nodes' features, columnar. See the module docstring."""
+
+    def __init__(self) -> None:
+        self._capacity = _INITIAL_CAPACITY
+        self._slot_of: dict[str, int] = {}
+        self._names: list[str | None] = []  # slot -> node name (None = free)
+        self._free: list[int] = []
+        self._alive = np.zeros(self._capacity, dtype=np.bool_)
+        self._features: dict[str, FeatureColumns] = {}
+        self._node_features: dict[int, NodeFeatures] = {}
+        self._node_rows: dict[int, dict[str, list[int]]] = {}
+        self.generation = 0
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def alive(self) -> BoolArray:
+        return self._alive
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._slot_of
+
+    def nodes(self) -> Iterator[str]:
+        return iter(self._slot_of)
+
+    def slot(self, node: str) -> int | None:
+        return self._slot_of.get(node)
+
+    def node_features(self, node: str) -> NodeFeatures | None:
+        slot = self._slot_of.get(node)
+        return None if slot is None else self._node_features[slot]
+
+    def feature(self, name: str) -> FeatureColumns | None:
+        return self._features.get(name)
+
+    # -- writing -----------------------------------------------------------------------------
+    @classmethod
+    def from_features(cls, features: Iterable[NodeFeatures]) -> FeatureTable:
+        table = cls()
+        for nf in features:
+            table.set_node(nf)
+        return table
+
+    def set_node(self, nf: NodeFeatures) -> None:
+        """Insert or replace one node's features (incremental: touches only that node's cells)."""
+        slot = self._slot_of.get(nf.node)
+        if slot is None:
+            slot = self._allocate(nf.node)
+        else:
+            self._clear(slot)
+        self._write(slot, nf)
+        self.generation += 1
+
+    def remove_node(self, node: str) -> bool:
+        slot = self._slot_of.pop(node, None)
+        if slot is None:
+            return False
+        self._clear(slot)
+        self._names[slot] = None
+        self._alive[slot] = False
+        self._free.append(slot)
+        self.generation += 1
+        return True
+
+    def _allocate(self, node: str) -> int:
+        if self._free:
+            slot = self._free.pop()
+            self._names[slot] = node
+        else:
+            slot = len(self._names)
+            self._names.append(node)
+            if slot >= self._capacity:
+                self._resize(self._capacity * 2)
+        self._slot_of[node] = slot
+        self._alive[slot] = True
+        return slot
+
+    def _resize(self, size: int) -> None:
+        self._capacity = size
+        self._alive = _grow(self._alive, size, False)  # type: ignore[assignment]
+        for fc in self._features.values():
+            fc.has_flags = _grow(fc.has_flags, size, False)  # type: ignore[assignment]
+            fc.has_attrs = _grow(fc.has_attrs, size, False)  # type: ignore[assignment]
+            fc.has_instances = _grow(fc.has_instances, size, False)  # type: ignore[assignment]
+            for name, col in fc.flags.items():
+                fc.flags[name] = _grow(col, size, False)  # type: ignore[assignment]
+            for acol in fc.attrs.values():
+                acol.grow(size)
+
+    def _columns(self, name: str) -> FeatureColumns:
+        fc = self._features.get(name)
+        if fc is None:
+            cap = self._capacity
+            fc = FeatureColumns(
+                has_flags=np.zeros(cap, dtype=np.bool_),
+                has_attrs=np.zeros(cap, dtype=np.bool_),
+                has_instances=np.zeros(cap, dtype=np.bool_),
+            )
+            self._features[name] = fc
+        return fc
+
+    def _write(self, slot: int, nf: NodeFeatures) -> None:
+        self._node_features[slot] = nf
+        for name, names in nf.flags.items():
+            fc = self._columns(name)
+            fc.has_flags[slot] = True
+            for el in names:
+                col = fc.flags.get(el)
+                if col is None:
+                    col = fc.flags[el] = np.zeros(self._capacity, dtype=np.bool_)
+                col[slot] = True
+        for name, values in nf.attributes.items():
+            fc = self._columns(name)
+            fc.has_attrs[slot] = True
+            for key, value in values.items():
+                acol = fc.attrs.get(key)
+                if acol is None:
+                    acol = fc.attrs[key] = Column(np.full(self._capacity, -1, dtype=np.int32))
+                acol.codes[slot] = acol.code_for(value)
+        rows_of: dict[str, list[int]] = {}
+        for name, instances in nf.instances.items():
+            fc = self._columns(name)
+            fc.has_instances[slot] = True
+            rows_of[name] = [self._add_row(fc, slot, inst) for inst in instances]
+        self._node_rows[slot] = rows_of
+
+    def _add_row(self, fc: FeatureColumns, slot: int, attrs: Mapping[str, str]) -> int:
+        row = fc.n_rows
+        if row >= len(fc.row_node):
+            size = max(16, 2 * len(fc.row_node))
+            fc.row_node = _grow(fc.row_node, size, -1)  # type: ignore[assignment]
+            for c in fc.inst_attrs.values():
+                c.grow(size)
+        fc.n_rows += 1
+        fc.row_node[row] = slot
+        for key, value in attrs.items():
+            col = fc.inst_attrs.get(key)
+            if col is None:
+                col = fc.inst_attrs[key] = Column(np.full(len(fc.row_node), -1, dtype=np.int32))
+            col.codes[row] = col.code_for(value)
+        return row
+
+    def _clear(self, slot: int) -> None:
+        nf = self._node_features.pop(slot)
+        for name, names in nf.flags.items():
+            fc = self._features[name]
+            fc.has_flags[slot] = False
+            for el in names:
+                fc.flags[el][slot] = False
+        for name, values in nf.attributes.items():
+            fc = self._features[name]
+            fc.has_attrs[slot] = False
+            for key in values:
+                fc.attrs[key].codes[slot] = -1
+        for name, rows in self._node_rows.pop(slot).items():
+            fc = self._features[name]
+            fc.has_instances[slot] = False
+            for row in rows:
+                fc.row_node[row] = -1
+                for col in fc.inst_attrs.values():
+                    col.codes[row] = -1
+            fc.dead_rows += len(rows)
+            if fc.dead_rows > 64 and fc.dead_rows * 2 > fc.n_rows:
+                self._compact_rows(name, fc)
+
+    def _compact_rows(self, name: str, fc: FeatureColumns) -> None:
+        """Drop dead instance rows once they are the majority (keeps reductions O(live rows))."""
+        live = np.flatnonzero(fc.row_node[: fc.n_rows] >= 0)
+        remap = {int(old): new for new, old in enumerate(live)}
+        fc.row_node = fc.row_node[live].copy()
+        for col in fc.inst_attrs.values():
+            col.codes = col.codes[live].copy()
+        fc.n_rows = len(live)
+        fc.dead_rows = 0
+        for rows_of in self._node_rows.values():
+            rows = rows_of.get(name)
+            if rows is not None:
+                rows_of[name] = [remap[r] for r in rows]

@@ -1,0 +1,140 @@
+"""Hypothesis strategies for random specs and node features.
+
+Small alphabets on purpose: feature names, keys and values must collide often so that every branch
+(present/absent, flag/attribute/instance, multi-type features, rule.matched back-references,
+unparsable integers and versions, broken regexps) is reached in a few thousand examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import strategies as st
+
+from extender.features.nodefeature import NodeFeatures
+from extender.spec.model import CompatibilitySet, FeatureTerm, MatchExpression, Rule, Spec
+
+FEATURES = ["f.x", "f.y", "f.z", "rule.matched", "F.X", "nodot"]
+NODE_FEATURES = ["f.x", "f.y", "f.z", "rule.matched", "F.X", "nodot"]
+KEYS = ["a", "b", "vendor", "true", "10", "-1"]
+VALUES = [
+    "",
+    "0",
+    "1",
+    "007",
+    "-3",
+    "+5",
+    "10",
+    "abc",
+    "true",
+    "false",
+    "5.15.0",
+    "5.15.0-91-generic",
+    "v1.2",
+    "1.2.3.4",
+    "5.14.0-427.el9_4",
+    "10de",
+    "0300",
+    "9223372036854775808",
+    "1.0.0-01",
+    " 1",
+]
+PATTERNS = ["^1", "a|b", "(", "(a+)+$", "\\d+", "^$", "e$", "(?i)ABC", "(?=x)"]
+OPS = [
+    "",
+    "In",
+    "NotIn",
+    "InRegexp",
+    "Exists",
+    "DoesNotExist",
+    "Gt",
+    "Ge",
+    "Lt",
+    "Le",
+    "GtLt",
+    "GeLe",
+    "IsTrue",
+    "IsFalse",
+]
+
+
+@st.composite
+def expressions(draw: st.DrawFn, allow_invalid: bool = True) -> MatchExpression:
+    ops = [*OPS, "Bogus"] if allow_invalid else OPS
+    op = draw(st.sampled_from(ops))
+    pool = PATTERNS + VALUES if op == "InRegexp" else VALUES
+    if op in ("", "Exists", "DoesNotExist", "IsTrue", "IsFalse"):
+        # mostly well-formed, sometimes with (invalid) values
+        n = draw(st.sampled_from([0, 0, 0, 0, 1])) if allow_invalid else 0
+    elif op in ("Gt", "Ge", "Lt", "Le"):
+        n = draw(st.sampled_from([1, 1, 1, 0, 2]))
+    elif op in ("GtLt", "GeLe"):
+        n = draw(st.sampled_from([2, 2, 2, 1, 3]))
+    else:
+        n = draw(st.sampled_from([1, 1, 2, 3, 0]))
+    value = tuple(draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n)))
+    vtype = draw(st.sampled_from(["", "", "version", "version", "bogus"]))
+    return MatchExpression(op=op, value=value, value_type=vtype)
+
+
+@st.composite
+def terms(draw: st.DrawFn) -> FeatureTerm:
+    feature = draw(st.sampled_from(FEATURES))
+    exprs = None
+    if draw(st.integers(0, 2)) > 0:
+        keys = draw(st.lists(st.sampled_from(KEYS), max_size=3, unique=True))
+        exprs = tuple((k, draw(expressions())) for k in keys)
+    name = draw(expressions()) if draw(st.integers(0, 2)) == 0 else None
+    return FeatureTerm(feature=feature, match_expressions=exprs, match_name=name)
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> Rule:
+    mf = tuple(draw(st.lists(terms(), max_size=3)))
+    ma = tuple(tuple(draw(st.lists(terms(), max_size=2))) for _ in range(draw(st.integers(0, 2))))
+    var_keys = draw(st.lists(st.sampled_from(KEYS), max_size=2, unique=True))
+    vars_ = tuple((k, draw(st.sampled_from(VALUES))) for k in var_keys)
+    return Rule(name=draw(st.sampled_from(["r1", "r2"])), match_features=mf, match_any=ma, vars=vars_)
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> Spec:
+    sets = tuple(
+        CompatibilitySet(
+            rules=tuple(draw(st.lists(rules(), max_size=3))),
+            weight=draw(st.integers(0, 3)),
+            tag=draw(st.sampled_from(["", "a", "b"])),
+        )
+        for _ in range(draw(st.integers(1, 3)))
+    )
+    body = repr(sets).encode()
+    return Spec(version="v1alpha1", compatibilities=sets, digest="sha256:" + hashlib.sha256(body).hexdigest())
+
+
+@st.composite
+def node_features(draw: st.DrawFn, node: str) -> NodeFeatures:
+    flags = {
+        f: frozenset(draw(st.lists(st.sampled_from(KEYS), max_size=3)))
+        for f in draw(st.lists(st.sampled_from(NODE_FEATURES), max_size=3, unique=True))
+    }
+    attrs = {
+        f: draw(st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=4))
+        for f in draw(st.lists(st.sampled_from(NODE_FEATURES), max_size=3, unique=True))
+    }
+    insts = {
+        f: tuple(
+            draw(
+                st.lists(
+                    st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=3), max_size=3
+                )
+            )
+        )
+        for f in draw(st.lists(st.sampled_from(NODE_FEATURES), max_size=2, unique=True))
+    }
+    return NodeFeatures(node=node, flags=flags, attributes=attrs, instances=insts)
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> list[NodeFeatures]:
+    n = draw(st.integers(1, 6))
+    return [draw(node_features(f"n{i}")) for i in range(n)]

@@ -1,0 +1,260 @@
+"""Terms, rules, sets and back-references, from docs/nfd-semantics.md §3, §4, §6 and §7.
+
+Each case runs against both implementations.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from extender.match.evaluate import Implementation, evaluate
+from extender.match.result import Status
+from extender.match.table import FeatureTable
+from extender.spec.model import CompatibilitySet
+from tests.helpers import IMPLEMENTATIONS, R, S, T, X, node, statuses, verdict
+
+M, N, E = Status.MATCHED, Status.NOT_MATCHED, Status.ERROR
+BROKEN = X("Gt", "not-a-number")  # errors wherever a value is compared
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request: pytest.FixtureRequest) -> Implementation:
+    return request.param  # type: ignore[no-any-return]
+
+
+# -- §3.1 finding the feature -------------------------------------------------------------------
+def test_feature_name_is_lower_cased(impl: Implementation) -> None:
+    nf = node(flags={"cpu.cpuid": ["AVX2"]})
+    assert verdict(impl, T("CPU.CPUID", {"AVX2": X("Exists")}), nf) == M
+
+
+def test_upper_case_feature_in_node_never_matches(impl: Implementation) -> None:
+    nf = node(flags={"CPU.X": ["a"]})
+    assert verdict(impl, T("CPU.X", {"a": X("Exists")}), nf) == N
+
+
+def test_missing_feature_is_false_and_evaluates_nothing(impl: Implementation) -> None:
+    assert verdict(impl, T("f.missing", {"k": X("Bogus")}), node()) == N
+
+
+def test_feature_without_dot_works(impl: Implementation) -> None:
+    assert verdict(impl, T("nodot", {"k": X("Exists")}), node(flags={"nodot": ["k"]})) == M
+
+
+def test_feature_with_zero_elements_exists(impl: Implementation) -> None:
+    assert verdict(impl, T("f.x"), node(attrs={"f.x": {}})) == M
+
+
+# -- §3.2 matchExpressions ----------------------------------------------------------------------
+def test_empty_expressions_need_a_flag_or_attribute_set_or_an_instance(impl: Implementation) -> None:
+    assert verdict(impl, T("f.x", {}), node(flags={"f.x": []})) == M
+    assert verdict(impl, T("f.x", {}), node(instances={"f.x": [{}]})) == M
+    assert verdict(impl, T("f.x", {}), node(instances={"f.x": []})) == N
+    assert verdict(impl, T("f.x"), node(instances={"f.x": []})) == M  # omitted != {} (§9.3)
+
+
+def test_flags_and_attributes_are_a_union_per_expression(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["a"]}, attrs={"f.x": {"b": "1"}})
+    assert verdict(impl, T("f.x", {"a": X("Exists"), "b": X("In", "1")}), nf) == M
+    assert verdict(impl, T("f.x", {"a": X("In", "1")}), nf) == N  # value op on a flag
+
+
+def test_does_not_exist_must_hold_on_every_part(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["a"]}, attrs={"f.x": {"b": "1"}})
+    assert verdict(impl, T("f.x", {"a": X("DoesNotExist")}), nf) == N
+    assert verdict(impl, T("f.x", {"b": X("DoesNotExist")}), nf) == N
+    assert verdict(impl, T("f.x", {"c": X("DoesNotExist")}), nf) == M
+
+
+def test_one_instance_must_satisfy_the_whole_term(impl: Implementation) -> None:
+    nf = node(
+        instances={"pci.device": [{"vendor": "10de", "class": "0200"}, {"vendor": "8086", "class": "0300"}]}
+    )
+    term = T("pci.device", {"vendor": X("In", "10de"), "class": X("In", "0300")})
+    assert verdict(impl, term, nf) == N
+    nf2 = node(
+        instances={"pci.device": [{"vendor": "8086", "class": "0200"}, {"vendor": "10de", "class": "0300"}]}
+    )
+    assert verdict(impl, term, nf2) == M
+
+
+def test_two_terms_may_be_satisfied_by_different_instances(impl: Implementation) -> None:
+    nf = node(
+        instances={"pci.device": [{"vendor": "10de", "class": "0200"}, {"vendor": "8086", "class": "0300"}]}
+    )
+    rule = R(T("pci.device", {"vendor": X("In", "10de")}), T("pci.device", {"class": X("In", "0300")}))
+    assert verdict(impl, rule, nf) == M
+
+
+def test_does_not_exist_on_instances_means_some_instance_lacks_it(impl: Implementation) -> None:
+    nf = node(instances={"pci.device": [{"sriov_totalvfs": "8"}, {"vendor": "x"}]})
+    assert verdict(impl, T("pci.device", {"sriov_totalvfs": X("DoesNotExist")}), nf) == M
+
+
+def test_multi_type_flag_does_not_exist_satisfied_by_an_instance(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["a"]}, instances={"f.x": [{"b": "1"}]})
+    assert verdict(impl, T("f.x", {"a": X("DoesNotExist")}), nf) == M
+
+
+def test_error_on_any_instance_surfaces(impl: Implementation) -> None:
+    nf = node(instances={"f.x": [{"k": "1"}, {"k": "abc"}]})
+    assert verdict(impl, T("f.x", {"k": X("Gt", "0")}), nf) == E
+
+
+def test_star_key_has_no_special_meaning(impl: Implementation) -> None:
+    assert verdict(impl, T("f.x", {"*": X("Exists")}), node(flags={"f.x": ["a"]})) == N
+
+
+# -- §3.3 matchName -----------------------------------------------------------------------------
+def test_match_name_over_all_names(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["AVX512F"]}, attrs={"f.x": {"VER": "1"}}, instances={"f.x": [{"inst": "v"}]})
+    assert verdict(impl, T("f.x", name=X("InRegexp", "^AVX512")), nf) == M
+    assert verdict(impl, T("f.x", name=X("In", "VER")), nf) == M
+    assert verdict(impl, T("f.x", name=X("In", "inst")), nf) == M
+    assert verdict(impl, T("f.x", name=X("DoesNotExist")), nf) == N
+    assert verdict(impl, T("f.x", name=X("Gt", "1")), nf) == E  # non-numeric name
+    assert verdict(impl, T("f.x", name=X("Gt", "1")), node(flags={"f.x": []})) == N  # no names: no error
+    assert verdict(impl, T("f.x", name=X("IsTrue")), node(flags={"f.x": ["true"]})) == M
+
+
+def test_match_name_only_after_expressions_matched(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["a"]})
+    assert verdict(impl, T("f.x", {"a": X("DoesNotExist")}, name=X("Gt", "1")), nf) == N
+    assert verdict(impl, T("f.x", {"a": X("Exists")}, name=X("Gt", "1")), nf) == E
+
+
+# -- §4.1 rules ---------------------------------------------------------------------------------
+def test_match_any_is_an_or_of_and_lists(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["a"]})
+    rule = R(any_of=[[T("f.x", {"b": X("Exists")})], [T("f.x", {"a": X("Exists")})]])
+    assert verdict(impl, rule, nf) == M
+    assert verdict(impl, R(any_of=[[T("f.x", {"b": X("Exists")})]]), nf) == N
+    assert verdict(impl, R(any_of=[[]]), nf) == M  # an empty element matches
+    assert verdict(impl, R(), nf) == M  # no matchers at all
+
+
+def test_match_any_and_match_features_both_needed(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["a"]})
+    rule = R(T("f.x", {"b": X("Exists")}), any_of=[[T("f.x", {"a": X("Exists")})]])
+    assert verdict(impl, rule, nf) == N
+
+
+# -- §4.2 no fail-fast: errors in anything evaluated surface --------------------------------------
+def test_error_after_missing_feature(impl: Implementation) -> None:
+    nf = node(attrs={"f.x": {"k": "1"}})
+    assert verdict(impl, R(T("f.missing"), T("f.x", {"k": BROKEN})), nf) == E
+
+
+def test_error_in_later_match_any_element(impl: Implementation) -> None:
+    nf = node(attrs={"f.x": {"k": "1"}})
+    rule = R(any_of=[[T("f.x", {"k": X("Exists")})], [T("f.x", {"k": BROKEN})]])
+    assert verdict(impl, rule, nf) == E
+
+
+def test_error_in_match_features_after_failed_match_any(impl: Implementation) -> None:
+    nf = node(attrs={"f.x": {"k": "1"}})
+    rule = R(T("f.x", {"k": BROKEN}), any_of=[[T("f.missing")]])
+    assert verdict(impl, rule, nf) == E
+
+
+def test_failing_and_broken_expression_in_one_term_is_an_error(impl: Implementation) -> None:
+    nf = node(attrs={"f.x": {"k": "1", "j": "x"}})
+    assert verdict(impl, T("f.x", {"j": X("In", "y"), "k": BROKEN}), nf) == E
+
+
+def test_stale_term_flag_gates_match_name(impl: Implementation) -> None:
+    # A term without matchExpressions inherits the previous evaluated term's result: after a
+    # failed term its (broken) matchName is never evaluated, so the rule is false, not an error.
+    nf = node(flags={"f.x": ["a"], "f.y": ["name"]})
+    broken_name = T("f.y", name=X("Gt", "1"))
+    assert verdict(impl, R(T("f.x", {"a": X("DoesNotExist")}), broken_name), nf) == N
+    assert verdict(impl, R(T("f.x", {"a": X("Exists")}), broken_name), nf) == E
+    # A missing feature does not update the flag.
+    assert verdict(impl, R(T("f.x", {"a": X("Exists")}), T("f.missing"), broken_name), nf) == E
+
+
+# -- §4.3 vars and rule.matched -------------------------------------------------------------------
+def test_vars_feed_rule_matched_for_later_rules(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["a"]})
+    spec = S(
+        [R(T("f.x", {"a": X("Exists")}), vars={"gpu": "yes"}), R(T("rule.matched", {"gpu": X("In", "yes")}))]
+    )
+    assert verdict(impl, spec, nf) == M
+    nf2 = node(flags={"f.x": ["b"]})
+    assert verdict(impl, spec, nf2) == N
+
+
+def test_rule_matched_exists_after_first_rule(impl: Implementation) -> None:
+    spec = S([R(T("f.missing")), R(T("rule.matched", {}))])
+    assert verdict(impl, spec, node()) == N  # first rule fails, so the set fails...
+    spec2 = S([R(T("f.missing"))], [R(T("rule.matched", {}))])
+    assert statuses(impl, spec2, node()) == [N, M]  # ...but rule.matched now exists
+    assert statuses(impl, S([R(T("rule.matched"))]), node()) == [N]  # not before any rule
+
+
+def test_vars_quirk_failed_match_any_still_feeds_vars(impl: Implementation) -> None:
+    spec = S(
+        [R(any_of=[[T("f.missing")]], vars={"v": "1"})],
+        [R(T("rule.matched", {"v": X("In", "1")}))],
+    )
+    assert statuses(impl, spec, node()) == [N, M]
+
+
+def test_vars_not_fed_when_match_features_fails(impl: Implementation) -> None:
+    spec = S([R(T("f.missing"), vars={"v": "1"})], [R(T("rule.matched", {"v": X("Exists")}))])
+    assert statuses(impl, spec, node()) == [N, N]
+
+
+def test_vars_overwrite_node_own_rule_matched(impl: Implementation) -> None:
+    nf = node(attrs={"rule.matched": {"v": "old", "w": "kept"}})
+    spec = S([R(vars={"v": "new"}), R(T("rule.matched", {"v": X("In", "new"), "w": X("In", "kept")}))])
+    assert verdict(impl, spec, nf) == M
+
+
+def test_skipped_sets_feed_no_vars(impl: Implementation) -> None:
+    spec = S(
+        CompatibilitySet(rules=(R(vars={"v": "1"}),), tag="a"),
+        CompatibilitySet(rules=(R(T("rule.matched", {"v": X("Exists")})),), tag="b"),
+    )
+    assert statuses(impl, spec, node()) == [M, M]
+    assert statuses(impl, spec, node(), tags=["b"]) == [N]
+
+
+def test_erroring_rule_makes_set_error_and_feeds_no_vars(impl: Implementation) -> None:
+    nf = node(attrs={"f.x": {"k": "1"}})
+    spec = S([R(T("f.x", {"k": BROKEN}), vars={"v": "1"})], [R(T("rule.matched", {"v": X("Exists")}))])
+    assert statuses(impl, spec, nf) == [E, N]
+
+
+# -- §6/§7 sets and tags ------------------------------------------------------------------------
+def test_set_matches_when_all_rules_match_and_empty_set_matches(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["a"]})
+    spec = S([R(T("f.x", {"a": X("Exists")})), R(T("f.x", {"b": X("Exists")}))], [], [R(T("f.x"))])
+    assert statuses(impl, spec, nf) == [N, M, M]
+
+
+def test_tags_select_sets_untagged_skipped(impl: Implementation) -> None:
+    spec = S(
+        CompatibilitySet(rules=(), tag="gpu"),
+        CompatibilitySet(rules=(), tag=""),
+        CompatibilitySet(rules=(), tag="cpu"),
+    )
+    table = FeatureTable.from_features([node()])
+    assert evaluate(spec, table, tags=["gpu", "cpu"], implementation=impl).set_indexes == (0, 2)
+    assert evaluate(spec, table, tags=None, implementation=impl).set_indexes == (0, 1, 2)
+    assert evaluate(spec, table, tags=[], implementation=impl).set_indexes == (0, 1, 2)
+
+
+def test_error_message_names_rule_and_value(impl: Implementation) -> None:
+    nf = node(attrs={"kernel.version": {"full": "5.14.0-427.13.1.el9_4.x86_64"}})
+    spec = S([R(T("kernel.version", {"full": X("Gt", "5.10", type="version")}), name="kernel")])
+    result = evaluate(spec, FeatureTable.from_features([nf]), implementation=impl)
+    assert result.status.tolist() == [[int(E)]]
+    assert result.errors[(0, 0)] == "rule 'kernel': not a version '5.14.0-427.13.1.el9_4.x86_64'"
+
+
+def test_unknown_node_is_evaluated_against_empty_features(impl: Implementation) -> None:
+    spec = S([R(T("f.x"))], [R(T("f.x", {"k": X("DoesNotExist")}))], [])
+    result = evaluate(spec, FeatureTable.from_features([]), ["ghost"], implementation=impl)
+    assert result.known.tolist() == [False]
+    assert result.status.tolist() == [[int(N), int(N), int(M)]]
