@@ -72,8 +72,9 @@ def evaluate(
     """
     tagset = _normalise_tags(tags)
     set_indexes = spec.selected_sets(tagset)
-    names = tuple(table.nodes()) if nodes is None else tuple(nodes)
-    known = np.array([n in table for n in names], dtype=np.bool_)
+    names = table.node_names() if nodes is None else tuple(nodes)
+    slots = table.slots_of(names)
+    known = slots >= 0
 
     def reference_row(row: int) -> list[str]:
         nf = table.node_features(names[row]) or _empty(names[row])
@@ -99,14 +100,10 @@ def evaluate(
         matrix = evaluate_table(spec, table, set_indexes)
         if use_cache:
             cache[key] = matrix
-    slots = np.array([table.slot(n) if k else -1 for n, k in zip(names, known, strict=True)], dtype=np.int64)
-    if known.all():
-        status = matrix[slots]
-    else:
-        status = np.zeros((len(names), len(set_indexes)), dtype=np.int8)
-        status[known] = matrix[slots[known]]
-        if not known.all():
-            empty_row = [int(r.status) for r in evaluate_node(spec, _empty(""), set_indexes)]
-            status[~known] = np.array(empty_row, dtype=np.int8)
-    cells = [(int(r), int(c)) for r, c in zip(*np.nonzero(status == Status.ERROR), strict=True)]
+    status = matrix[slots]  # rows of unknown nodes (slot -1) are overwritten just below
+    if not known.all():
+        empty_row = [int(r.status) for r in evaluate_node(spec, _empty(""), set_indexes)]
+        status[~known] = np.array(empty_row, dtype=np.int8)
+    err_rows, err_cols = np.nonzero(status == Status.ERROR)
+    cells = list(zip(err_rows.tolist(), err_cols.tolist(), strict=True))
     return SpecEvaluation(spec.digest, names, set_indexes, status, known, LazyErrors(cells, reference_row))

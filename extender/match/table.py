@@ -33,6 +33,13 @@ IntArray = npt.NDArray[np.int32]
 _INITIAL_CAPACITY = 64
 
 
+class _SlotIndex(dict[str, int]):
+    """node name -> slot; a missing name reads as -1 so lookups can run through ``map`` in C."""
+
+    def __missing__(self, key: str) -> int:
+        return -1
+
+
 def _grow(arr: npt.NDArray[np.generic], size: int, fill: object) -> npt.NDArray[np.generic]:
     out = np.full(size, fill, dtype=arr.dtype)
     out[: len(arr)] = arr
@@ -82,7 +89,8 @@ class FeatureTable:
 
     def __init__(self) -> None:
         self._capacity = _INITIAL_CAPACITY
-        self._slot_of: dict[str, int] = {}
+        self._slot_of = _SlotIndex()
+        self._names_cache: tuple[int, tuple[str, ...]] = (-1, ())
         self._names: list[str | None] = []  # slot -> node name (None = free)
         self._free: list[int] = []
         self._alive = np.zeros(self._capacity, dtype=np.bool_)
@@ -111,6 +119,18 @@ class FeatureTable:
 
     def slot(self, node: str) -> int | None:
         return self._slot_of.get(node)
+
+    def node_names(self) -> tuple[str, ...]:
+        """Every node, in insertion order (memoised per generation)."""
+        gen, names = self._names_cache
+        if gen != self.generation:
+            names = tuple(self._slot_of)
+            self._names_cache = (self.generation, names)
+        return names
+
+    def slots_of(self, names: tuple[str, ...] | list[str]) -> npt.NDArray[np.int64]:
+        """Slots of ``names`` (``-1`` for a node the table does not know), without a Python loop."""
+        return np.fromiter(map(self._slot_of.__getitem__, names), dtype=np.int64, count=len(names))
 
     def node_features(self, node: str) -> NodeFeatures | None:
         slot = self._slot_of.get(node)
@@ -262,3 +282,11 @@ class FeatureTable:
             rows = rows_of.get(name)
             if rows is not None:
                 rows_of[name] = [remap[r] for r in rows]
+
+
+def table_from_nodefeatures(objs: Iterable[object], nfd_namespace: str | None = None) -> FeatureTable:
+    """A table from raw NodeFeature objects (several per node are merged as nfd-master does)."""
+    from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, node_features_from_objects
+
+    merged = node_features_from_objects(objs, nfd_namespace or DEFAULT_NFD_NAMESPACE)
+    return FeatureTable.from_features(merged.values())

@@ -254,11 +254,12 @@ class LazyErrors(Mapping[tuple[int, int], str]):
 
     def __init__(self, cells: list[tuple[int, int]], explain_row: Callable[[int], list[str]]) -> None:
         self._cells = cells
+        self._cell_set = frozenset(cells)
         self._explain_row = explain_row
         self._rows: dict[int, list[str]] = {}
 
     def __getitem__(self, key: tuple[int, int]) -> str:
-        if key not in self._cells:
+        if key not in self._cell_set:
             raise KeyError(key)
         row, col = key
         if row not in self._rows:
