@@ -72,8 +72,11 @@ def evaluate(
     """
     tagset = _normalise_tags(tags)
     set_indexes = spec.selected_sets(tagset)
-    names = table.node_names() if nodes is None else tuple(nodes)
-    slots = table.slots_of(names)
+    if nodes is None:
+        names, slots = table.node_names(), table.all_slots()
+    else:
+        names = tuple(nodes)
+        slots = table.slots_of(names)
     known = slots >= 0
 
     def reference_row(row: int) -> list[str]:

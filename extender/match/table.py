@@ -5,7 +5,7 @@ Layout, per feature name (exactly as published; term lookups lower-case the term
 * ``has_flags`` / ``has_attrs`` / ``has_instances``: bool per node slot — does the node have that
   part of the feature at all (a part with zero elements still counts).
 * flags: one bool membership column per element name.
-* attributes: one :class:`Column` per key — int32 codes per node slot (``-1`` = key absent) into a
+* attributes: one :class:`Column` per key — integer codes per node slot (``-1`` = key absent) into a
   vocabulary of the distinct values seen. Predicates are evaluated once per distinct value and then
   gathered by code, so an expression costs O(distinct values + nodes), not O(nodes) regex runs.
 * instances: rows, each carrying its node slot (``-1`` once the row is dead), and one code column
@@ -28,7 +28,7 @@ import numpy.typing as npt
 from extender.features.nodefeature import NodeFeatures
 
 BoolArray = npt.NDArray[np.bool_]
-IntArray = npt.NDArray[np.int32]
+IntArray = npt.NDArray[np.intp]  # native index width: numpy gathers without converting
 
 _INITIAL_CAPACITY = 64
 
@@ -78,7 +78,9 @@ class FeatureColumns:
     has_instances: BoolArray
     flags: dict[str, BoolArray] = field(default_factory=dict)
     attrs: dict[str, Column] = field(default_factory=dict)
-    row_node: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    row_node: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    #: matchName results per expression and element name (owned by the vectorized matcher).
+    name_memo: dict[Any, dict[str, tuple[bool, bool]]] = field(default_factory=dict)
     n_rows: int = 0
     dead_rows: int = 0
     inst_attrs: dict[str, Column] = field(default_factory=dict)
@@ -91,6 +93,7 @@ class FeatureTable:
         self._capacity = _INITIAL_CAPACITY
         self._slot_of = _SlotIndex()
         self._names_cache: tuple[int, tuple[str, ...]] = (-1, ())
+        self._slots_cache: tuple[int, npt.NDArray[np.int64]] = (-1, np.zeros(0, dtype=np.int64))
         self._names: list[str | None] = []  # slot -> node name (None = free)
         self._free: list[int] = []
         self._alive = np.zeros(self._capacity, dtype=np.bool_)
@@ -127,6 +130,14 @@ class FeatureTable:
             names = tuple(self._slot_of)
             self._names_cache = (self.generation, names)
         return names
+
+    def all_slots(self) -> npt.NDArray[np.int64]:
+        """Slots of :meth:`node_names`, in the same order (memoised per generation)."""
+        gen, slots = self._slots_cache
+        if gen != self.generation:
+            slots = np.fromiter(self._slot_of.values(), dtype=np.int64, count=len(self._slot_of))
+            self._slots_cache = (self.generation, slots)
+        return slots
 
     def slots_of(self, names: tuple[str, ...] | list[str]) -> npt.NDArray[np.int64]:
         """Slots of ``names`` (``-1`` for a node the table does not know), without a Python loop."""
@@ -221,7 +232,7 @@ class FeatureTable:
             for key, value in values.items():
                 acol = fc.attrs.get(key)
                 if acol is None:
-                    acol = fc.attrs[key] = Column(np.full(self._capacity, -1, dtype=np.int32))
+                    acol = fc.attrs[key] = Column(np.full(self._capacity, -1, dtype=np.intp))
                 acol.codes[slot] = acol.code_for(value)
         rows_of: dict[str, list[int]] = {}
         for name, instances in nf.instances.items():
@@ -242,7 +253,7 @@ class FeatureTable:
         for key, value in attrs.items():
             col = fc.inst_attrs.get(key)
             if col is None:
-                col = fc.inst_attrs[key] = Column(np.full(len(fc.row_node), -1, dtype=np.int32))
+                col = fc.inst_attrs[key] = Column(np.full(len(fc.row_node), -1, dtype=np.intp))
             col.codes[row] = col.code_for(value)
         return row
 

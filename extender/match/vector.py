@@ -32,6 +32,10 @@ StatusMatrix = npt.NDArray[np.int8]
 
 def _scalar(expr: MatchExpression, present: bool, value: str | None) -> tuple[bool, bool]:
     """(result, error) of the reference's one-element evaluation."""
+    return _scalar_eval(expr, present, value)
+
+
+def _scalar_eval(expr: MatchExpression, present: bool, value: str | None) -> tuple[bool, bool]:
     try:
         return eval_expression(expr, present, value), False
     except EvalFailure:
@@ -44,12 +48,13 @@ class _VocabResult:
     err: list[bool] = field(default_factory=list)
     res_arr: BoolArray | None = None
     err_arr: BoolArray | None = None
+    any_err: bool = False
 
 
 _MEMO_LIMIT = 512  # expressions remembered per column before the memo starts over
 
 
-def _vocab_eval(col: Column, expr: MatchExpression) -> tuple[BoolArray, BoolArray]:
+def _vocab_eval(col: Column, expr: MatchExpression) -> tuple[BoolArray, BoolArray | None]:
     vr: _VocabResult | None = col.memo.get(expr)
     if vr is None:
         if len(col.memo) >= _MEMO_LIMIT:
@@ -64,8 +69,9 @@ def _vocab_eval(col: Column, expr: MatchExpression) -> tuple[BoolArray, BoolArra
         ra, ea = _scalar(expr, False, None)  # key absent: the last slot, where code -1 lands
         vr.res_arr = np.array([*vr.res, ra], dtype=np.bool_)
         vr.err_arr = np.array([*vr.err, ea], dtype=np.bool_)
+        vr.any_err = bool(vr.err_arr.any())
     assert vr.err_arr is not None
-    return vr.res_arr, vr.err_arr
+    return vr.res_arr, (vr.err_arr if vr.any_err else None)
 
 
 @dataclass(slots=True)
@@ -85,13 +91,16 @@ class _Ctx:
             return self.backref
         return self.table.feature(key)
 
-    def gather(self, col: Column | None, expr: MatchExpression, length: int) -> tuple[BoolArray, BoolArray]:
+    def gather(
+        self, col: Column | None, expr: MatchExpression, length: int
+    ) -> tuple[BoolArray, BoolArray | None]:
+        """Per element: the expression's result, and its error mask (None: no element can error)."""
         if col is None:
             r, e = _scalar(expr, False, None)
-            return np.full(length, r, dtype=np.bool_), np.full(length, e, dtype=np.bool_)
+            return np.full(length, r, dtype=np.bool_), (np.ones(length, dtype=np.bool_) if e else None)
         res, err = _vocab_eval(col, expr)
         codes = col.codes[:length]
-        return res[codes], err[codes]
+        return res[codes], (None if err is None else err[codes])
 
 
 def _match_multi(
@@ -114,10 +123,12 @@ def _match_multi(
         dne = e.op == "DoesNotExist"
         err |= has_f & err_k
         if dne:
-            err |= has_a & ~(has_f & ~match_k) & err_v
+            if err_v is not None:
+                err |= has_a & ~(has_f & ~match_k) & err_v
             ok = ((has_f & match_k) | (has_a & match_v)) & ~(has_f & ~match_k) & ~(has_a & ~match_v)
         else:
-            err |= has_a & err_v
+            if err_v is not None:
+                err |= has_a & err_v
             ok = (has_f & match_k) | (has_a & match_v)
         fa &= ok
     if fc.n_rows:
@@ -128,23 +139,37 @@ def _match_multi(
         for key, e in exprs:
             r, er = ctx.gather(fc.inst_attrs.get(key), e, fc.n_rows)
             row_ok &= r
-            row_err |= er
+            if er is not None:
+                row_err |= er
         inst = np.bincount(rows[row_ok], minlength=ctx.n)[: ctx.n] > 0
-        inst_err = np.bincount(rows[row_err & live], minlength=ctx.n)[: ctx.n] > 0
-        return fa | inst, err | inst_err
+        if row_err.any():
+            err |= np.bincount(rows[row_err & live], minlength=ctx.n)[: ctx.n] > 0
+        return fa | inst, err
     return fa, err
 
 
 def _match_names(ctx: _Ctx, fc: FeatureColumns, expr: MatchExpression) -> tuple[BoolArray, BoolArray]:
+    memo = fc.name_memo.get(expr)
+    if memo is None:
+        if len(fc.name_memo) >= _MEMO_LIMIT:
+            fc.name_memo.clear()
+        memo = fc.name_memo[expr] = {}
+
+    def named(name: str) -> tuple[bool, bool]:
+        hit = memo.get(name)
+        if hit is None:
+            hit = memo[name] = _scalar_eval(expr, True, name)
+        return hit
+
     res, err = ctx.zeros(), ctx.zeros()
     for name, member in fc.flags.items():
-        r, e = _scalar(expr, True, name)
+        r, e = named(name)
         if r:
             res |= member
         if e:
             err |= member
     for name, col in fc.attrs.items():
-        r, e = _scalar(expr, True, name)
+        r, e = named(name)
         if r or e:
             present = col.codes[: ctx.n] >= 0
             if r:
@@ -156,7 +181,7 @@ def _match_names(ctx: _Ctx, fc: FeatureColumns, expr: MatchExpression) -> tuple[
         row_res = np.zeros(fc.n_rows, dtype=np.bool_)
         row_err = np.zeros(fc.n_rows, dtype=np.bool_)
         for name, col in fc.inst_attrs.items():
-            r, e = _scalar(expr, True, name)
+            r, e = named(name)
             if r or e:
                 present = (col.codes[: fc.n_rows] >= 0) & (rows >= 0)
                 if r:
@@ -243,7 +268,7 @@ def evaluate_table(spec: Spec, table: FeatureTable, set_indexes: tuple[int, ...]
             for key, value in rule.vars:
                 col = ctx.backref.attrs.get(key)
                 if col is None:
-                    col = ctx.backref.attrs[key] = Column(np.full(ctx.n, -1, dtype=np.int32))
+                    col = ctx.backref.attrs[key] = Column(np.full(ctx.n, -1, dtype=np.intp))
                 col.codes[returns_vars] = col.code_for(value)
         out[:, col_i] = np.where(bad, 2, ok.astype(np.int8))
     return out
