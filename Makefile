@@ -25,7 +25,8 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.matcher
+	mkdir -p benchmarks/results
+	$(BIN)/python -m benchmarks.matcher --json benchmarks/results/matcher.json | tee benchmarks/results/matcher.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
