@@ -1,4 +1,4 @@
-"""The public surface is exactly what extender.__all__ lists (ruff keeps it sorted), and every name resolves."""
+"""The public surface is exactly what extender.__all__ lists, and every name resolves."""
 
 from __future__ import annotations
 
