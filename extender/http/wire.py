@@ -1,0 +1,126 @@
+"""kube-scheduler extender v1 JSON, in and out: shapes only, no decisions.
+
+Read ``ExtenderArgs`` (``Pod`` plus ``Nodes``, a NodeList of full Node objects, when the extender is
+not ``nodeCacheCapable``, or ``NodeNames`` when it is) and write ``ExtenderFilterResult`` and
+``HostPriorityList``. The scheduler sends Go field names as keys; like Go's ``encoding/json`` we also
+accept them in any case. Answers use the form the request used: the Node objects received, untouched
+and in order, only dropping the ones that failed; or only names that were sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+class WireError(ValueError):
+    """The request body is not a valid ExtenderArgs; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtenderArgs:
+    pod: Mapping[str, Any]
+    node_names: list[str]  # candidate names, in the scheduler's order, whichever form was sent
+    nodes: list[Any] | None  # the NodeList items when full Node objects were sent
+    nodes_metadata: Any = None  # the NodeList's own metadata, echoed back
+
+    @property
+    def full_nodes(self) -> bool:
+        return self.nodes is not None
+
+
+def _get(obj: Mapping[str, Any], key: str) -> Any:
+    """Go's decoding: the exact key wins, else any case-insensitive match."""
+    if key in obj:
+        return obj[key]
+    low = key.lower()
+    for k, v in obj.items():
+        if isinstance(k, str) and k.lower() == low:
+            return v
+    return None
+
+
+def decode_args(body: bytes) -> ExtenderArgs:
+    if not body.strip():
+        raise WireError("empty request body: expected ExtenderArgs JSON")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"invalid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise WireError(f"ExtenderArgs: expected a JSON object, got {type(doc).__name__}")
+    pod = _get(doc, "Pod")
+    if pod is None:
+        raise WireError("ExtenderArgs.Pod: required")
+    if not isinstance(pod, dict):
+        raise WireError(f"ExtenderArgs.Pod: expected an object, got {type(pod).__name__}")
+    names: list[str] = []
+    items: list[Any] | None = None
+    meta: Any = None
+    node_list = _get(doc, "Nodes")
+    if node_list is not None:
+        if not isinstance(node_list, dict):
+            raise WireError(f"ExtenderArgs.Nodes: expected a NodeList object, got {type(node_list).__name__}")
+        raw_items = _get(node_list, "items")
+        if raw_items is None:
+            raw_items = []
+        if not isinstance(raw_items, list):
+            raise WireError(f"ExtenderArgs.Nodes.items: expected a list, got {type(raw_items).__name__}")
+        for i, item in enumerate(raw_items):
+            md = item.get("metadata") if isinstance(item, dict) else None
+            name = md.get("name") if isinstance(md, dict) else None
+            if not isinstance(name, str) or not name:
+                raise WireError(f"ExtenderArgs.Nodes.items[{i}].metadata.name: expected a non-empty string")
+            names.append(name)
+        items, meta = raw_items, _get(node_list, "metadata")
+    raw_names = _get(doc, "NodeNames")
+    if raw_names is not None:
+        if not isinstance(raw_names, list):
+            raise WireError(
+                f"ExtenderArgs.NodeNames: expected a list of strings, got {type(raw_names).__name__}"
+            )
+        for i, n in enumerate(raw_names):
+            if not isinstance(n, str):
+                raise WireError(f"ExtenderArgs.NodeNames[{i}]: expected a string, got {type(n).__name__}")
+        if items is None:
+            names = list(raw_names)
+    return ExtenderArgs(pod=pod, node_names=names, nodes=items, nodes_metadata=meta)
+
+
+def encode_filter_result(
+    args: ExtenderArgs,
+    passed: Iterable[str],
+    failed: Mapping[str, str] | None = None,
+    unresolvable: Mapping[str, str] | None = None,
+) -> bytes:
+    """ExtenderFilterResult in the request's form; ``passed`` must be a subset of what was sent."""
+    keep = set(passed)
+    out: dict[str, Any] = {
+        "FailedNodes": dict(failed or {}),
+        "FailedAndUnresolvableNodes": dict(unresolvable or {}),
+        "Error": "",
+    }
+    if args.nodes is not None:
+        items = [item for item, name in zip(args.nodes, args.node_names, strict=True) if name in keep]
+        out["Nodes"] = {
+            "metadata": args.nodes_metadata if args.nodes_metadata is not None else {},
+            "items": items,
+        }
+        out["NodeNames"] = None
+    else:
+        out["Nodes"] = None
+        out["NodeNames"] = [n for n in args.node_names if n in keep]
+    return orjson.dumps(out)
+
+
+def encode_filter_error(message: str) -> bytes:
+    """A filter answer the scheduler treats as a failed attempt (it retries with backoff)."""
+    return orjson.dumps({"Nodes": None, "NodeNames": None, "FailedNodes": {}, "Error": message})
+
+
+def encode_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
+    """HostPriorityList: ``[{"Host": name, "Score": 0..10}, ...]``."""
+    return orjson.dumps([{"Host": host, "Score": int(score)} for host, score in scores])

@@ -1,0 +1,90 @@
+"""The extender wire format against request bodies a real kube-scheduler v1.36 sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from extender.http.wire import (
+    WireError,
+    decode_args,
+    encode_filter_error,
+    encode_filter_result,
+    encode_priorities,
+)
+
+CAPTURES = Path(__file__).parent / "data" / "captures"
+
+
+def capture(name: str) -> bytes:
+    return (CAPTURES / name).read_bytes()
+
+
+def test_node_names_capture() -> None:
+    args = decode_args(capture("filter-args.nodecachecapable-true.json"))
+    assert args.node_names == ["node-a", "node-c", "node-b"] and not args.full_nodes
+    out = orjson.loads(encode_filter_result(args, ["node-b", "node-a"], unresolvable={"node-c": "why"}))
+    assert out == {
+        "Nodes": None,
+        "NodeNames": ["node-a", "node-b"],  # the scheduler's order, only names that were sent
+        "FailedNodes": {},
+        "FailedAndUnresolvableNodes": {"node-c": "why"},
+        "Error": "",
+    }
+
+
+def test_full_nodes_capture_echoes_objects_unmodified() -> None:
+    raw = capture("filter-args.nodecachecapable-false.json")
+    sent = orjson.loads(raw)
+    args = decode_args(raw)
+    assert args.full_nodes and len(args.node_names) == 3
+    out = orjson.loads(encode_filter_result(args, [args.node_names[0], args.node_names[2]]))
+    assert out["Nodes"]["metadata"] == sent["Nodes"]["metadata"]
+    assert out["Nodes"]["items"] == [sent["Nodes"]["items"][0], sent["Nodes"]["items"][2]]
+    assert out["NodeNames"] is None
+
+
+def test_prioritize_capture_and_priorities() -> None:
+    args = decode_args(capture("prioritize-args.nodecachecapable-true.json"))
+    body = encode_priorities((n, 10 if n == "node-a" else 0) for n in args.node_names)
+    assert orjson.loads(body) == [
+        {"Host": "node-a", "Score": 10},
+        {"Host": "node-c", "Score": 0},
+        {"Host": "node-b", "Score": 0},
+    ]
+
+
+def test_keys_are_case_insensitive_like_go() -> None:
+    args = decode_args(b'{"pod": {}, "nodenames": ["x"], "nodes": null}')
+    assert args.node_names == ["x"]
+
+
+def test_both_null_means_no_nodes() -> None:
+    assert decode_args(b'{"Pod": {}, "Nodes": null, "NodeNames": null}').node_names == []
+
+
+def test_error_answer() -> None:
+    assert orjson.loads(encode_filter_error("registry down"))["Error"] == "registry down"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "empty request body"),
+        (b"   ", "empty request body"),
+        (b"{not json", "invalid JSON"),
+        (b"[]", "expected a JSON object"),
+        (b'{"Nodes": null}', "ExtenderArgs.Pod: required"),
+        (b'{"Pod": "x"}', "ExtenderArgs.Pod: expected an object"),
+        (b'{"Pod": {}, "Nodes": "node-a"}', "ExtenderArgs.Nodes: expected a NodeList object"),
+        (b'{"Pod": {}, "Nodes": {"items": {}}}', "ExtenderArgs.Nodes.items: expected a list"),
+        (b'{"Pod": {}, "Nodes": {"items": [{"metadata": {}}]}}', "items[0].metadata.name"),
+        (b'{"Pod": {}, "NodeNames": "a"}', "ExtenderArgs.NodeNames: expected a list"),
+        (b'{"Pod": {}, "NodeNames": ["a", 3]}', "ExtenderArgs.NodeNames[1]: expected a string, got int"),
+    ],
+)
+def test_bad_input_is_a_clear_wire_error(body: bytes, message: str) -> None:
+    with pytest.raises(WireError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        decode_args(body)
