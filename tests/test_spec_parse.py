@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -613,16 +612,18 @@ def test_hostile_input_raises_spec_error(data: bytes) -> None:
         parse_spec(data)
 
 
-def test_a_typical_spec_parses_in_well_under_a_few_milliseconds() -> None:
+def test_a_typical_three_set_spec_parses() -> None:
+    # (How fast it parses is measured in benchmarks/, never asserted here.)
     data = (SPECS / "nfd-docs-example.yaml").read_bytes()
     one_set = data[data.index(b"- description") :]
     data += one_set.replace(b"My image", b"Other") + one_set.replace(b"My image", b"Third")
     assert 1500 < len(data) < 3000
-    parse_spec(data)
-    start = time.perf_counter()
-    for _ in range(50):
-        parse_spec(data)
-    assert (time.perf_counter() - start) / 50 < 0.005
+    spec = parse_spec(data)
+    assert [c.description for c in spec.compatibilities] == [
+        "My image requirements",
+        "Other requirements",
+        "Third requirements",
+    ]
 
 
 SEED = (SPECS / "nfd-docs-example.yaml").read_text()

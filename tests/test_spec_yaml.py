@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -332,46 +333,70 @@ def test_malformed_input_is_a_spec_error(data: bytes, match: str) -> None:
     assert type(info.value) is SpecError
 
 
-def assert_fast_limit_error(data: bytes, match: str, limits: SpecLimits | None = None) -> None:
-    start = time.perf_counter()
-    with pytest.raises(SpecLimitError, match=match):
-        decode_yaml(data, limits)
-    assert time.perf_counter() - start < 2.0
+LimitError = Callable[..., None]
 
 
-def test_ten_megabytes_fail_before_parsing() -> None:
-    assert_fast_limit_error(b"a: [" + b"x, " * ((10 << 20) // 3) + b"]", "over the limit of 1048576 bytes")
+@pytest.fixture
+def limit_error(monkeypatch: pytest.MonkeyPatch) -> LimitError:
+    """Assert that decoding fails on a limit *and stops early*: the parser events consumed are
+    counted, so a limit that tripped only after reading (or expanding) everything would fail here.
+    Deterministic: no clock involved."""
+    consumed = [0]
+
+    base: Any = yamlgo._Loader  # type: ignore[attr-defined]  # the class decode_yaml instantiates
+
+    class CountingLoader(base):  # type: ignore[misc]
+        def get_event(self) -> Any:
+            consumed[0] += 1
+            return super().get_event()
+
+    monkeypatch.setattr(yamlgo, "_Loader", CountingLoader)
+
+    def check(
+        data: bytes, match: str, limits: SpecLimits | None = None, max_events: int | None = None
+    ) -> None:
+        consumed[0] = 0
+        with pytest.raises(SpecLimitError, match=match):
+            decode_yaml(data, limits)
+        bound = max_events if max_events is not None else (limits or SpecLimits()).max_nodes + 16
+        assert consumed[0] <= bound, f"read {consumed[0]} events before the limit tripped (bound {bound})"
+
+    return check
 
 
-def test_billion_laughs_fails_on_alias_expansion() -> None:
+def test_ten_megabytes_fail_before_parsing(limit_error: LimitError) -> None:
+    limit_error(b"a: [" + b"x, " * ((10 << 20) // 3) + b"]", "over the limit of 1048576 bytes", max_events=0)
+
+
+def test_billion_laughs_fails_on_alias_expansion(limit_error: LimitError) -> None:
     lines = [b"a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [{', '.join(['*' + prev] * 10)}]".encode())
-    assert_fast_limit_error(b"\n".join(lines), "alias")  # go-yaml's ratio guard or the expansion limit
+    limit_error(b"\n".join(lines), "alias")  # go-yaml's ratio guard or the expansion limit
     three = b"\n".join(lines[:3])  # 1,220 expanded nodes, 97% of the decode calls: go-yaml accepts it
     assert decode_yaml(three) is not None
-    assert_fast_limit_error(three, "aliases expand to more than 500", SpecLimits(max_alias_expansion=500))
+    limit_error(three, "aliases expand to more than 500", SpecLimits(max_alias_expansion=500))
 
 
-def test_go_yaml_excessive_aliasing_guard_is_reproduced() -> None:
+def test_go_yaml_excessive_aliasing_guard_is_reproduced(limit_error: LimitError) -> None:
     # 10 levels of doubling: ~4,000 expanded nodes (under max_alias_expansion) but more than 99% of
     # go-yaml's decode calls come from aliases, which its decoder refuses.
     lines = [b"l0: &l0 [x]"] + [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]".encode() for i in range(1, 11)]
-    assert_fast_limit_error(b"\n".join(lines), "document contains excessive aliasing")
+    limit_error(b"\n".join(lines), "document contains excessive aliasing")
     assert decode_yaml(b"\n".join(lines[:8])) is not None
 
 
-def test_alias_expansion_counts_towards_the_node_limit() -> None:
+def test_alias_expansion_counts_towards_the_node_limit(limit_error: LimitError) -> None:
     data = b"a: &a [" + b"x, " * 50 + b"]\nb: [*a, *a, *a]"
     assert decode_yaml(data) is not None
-    assert_fast_limit_error(data, "more than 100 YAML nodes", SpecLimits(max_nodes=100))
-    assert_fast_limit_error(data, "aliases expand to more than 100", SpecLimits(max_alias_expansion=100))
+    limit_error(data, "more than 100 YAML nodes", SpecLimits(max_nodes=100))
+    limit_error(data, "aliases expand to more than 100", SpecLimits(max_alias_expansion=100))
 
 
-def test_aliases_count_the_depth_they_expand_to() -> None:
+def test_aliases_count_the_depth_they_expand_to(limit_error: LimitError) -> None:
     deep = b"a: &a " + b"[" * 10 + b"]" * 10 + b"\nb: [[[[*a]]]]"
     assert decode_yaml(deep, SpecLimits(max_depth=16)) is not None
-    assert_fast_limit_error(deep, "nesting deeper than 14", SpecLimits(max_depth=14))
+    limit_error(deep, "nesting deeper than 14", SpecLimits(max_depth=14))
 
 
 @pytest.mark.parametrize(
@@ -384,18 +409,18 @@ def test_aliases_count_the_depth_they_expand_to() -> None:
     ],
     ids=["flow-seq", "flow-map", "block-seq", "block-map"],
 )
-def test_deep_nesting_fails_on_depth(data: bytes) -> None:
-    assert_fast_limit_error(data, "nesting deeper than 64 levels")
+def test_deep_nesting_fails_on_depth(limit_error: LimitError, data: bytes) -> None:
+    limit_error(data, "nesting deeper than 64 levels", max_events=2 * 64 + 16)  # key + start per level
 
 
-def test_wide_documents_fail_on_the_node_limit() -> None:
-    assert_fast_limit_error(b"[" + b"a," * 200_000 + b"]", "more than 100000 YAML nodes")
+def test_wide_documents_fail_on_the_node_limit(limit_error: LimitError) -> None:
+    limit_error(b"[" + b"a," * 200_000 + b"]", "more than 100000 YAML nodes")
 
 
-def test_huge_scalars_and_keys_fail_on_the_scalar_limit() -> None:
-    assert_fast_limit_error(b"a: " + b"x" * 70_000, "longer than 65536 characters")
-    assert_fast_limit_error(b"x" * 70_000 + b": a", "longer than 65536 characters")
-    assert_fast_limit_error(b'a: "' + b"x" * 70_000 + b'"', "longer than 65536 characters")
+def test_huge_scalars_and_keys_fail_on_the_scalar_limit(limit_error: LimitError) -> None:
+    limit_error(b"a: " + b"x" * 70_000, "longer than 65536 characters", max_events=8)
+    limit_error(b"x" * 70_000 + b": a", "longer than 65536 characters", max_events=8)
+    limit_error(b'a: "' + b"x" * 70_000 + b'"', "longer than 65536 characters", max_events=8)
 
 
 def test_limits_are_validated() -> None:
