@@ -134,9 +134,10 @@ def decide(
     ok = np.ones(len(names), dtype=np.bool_)
     raw = np.zeros(len(names), dtype=np.int64)
     first_bad: list[int] = [-1] * len(names)  # index into images of the first incompatible image
-    known = table.slots_of(names) >= 0
+    known = np.ones(len(names), dtype=np.bool_)
     for i, item in enumerate(images):
         result = evaluate(item.spec, table, names, tags=tags)
+        known = result.known
         matched = result.status == Status.MATCHED
         compatible = matched.any(axis=1)
         weights = np.array([item.spec.compatibilities[j].weight for j in result.set_indexes], dtype=np.int64)

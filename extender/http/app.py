@@ -9,6 +9,7 @@ the failure policy: ``Fail`` answers the filter with ``Error`` (the scheduler re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -46,21 +47,21 @@ class _Lookup(Exception):
         super().__init__(f"spec lookup failed for image {image}: {message}")
 
 
+def _too_large(limit: int, actual: int) -> web.HTTPRequestEntityTooLarge:
+    return web.HTTPRequestEntityTooLarge(
+        max_size=limit, actual_size=actual, text=f"request body over the {limit}-byte limit"
+    )
+
+
 async def _read(request: web.Request) -> bytes:
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=limit,
-            actual_size=request.content_length,
-            text=f"request body over the {limit}-byte limit",
-        )
+        raise _too_large(limit, request.content_length)
     body = bytearray()
     async for chunk in request.content.iter_chunked(1 << 16):
         body += chunk
         if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=limit, actual_size=len(body), text=f"request body over the {limit}-byte limit"
-            )
+            raise _too_large(limit, len(body))
     return bytes(body)
 
 
@@ -99,31 +100,38 @@ async def _decide(request: web.Request) -> tuple[ExtenderArgs, Decision]:
     return args, decision
 
 
-def _bad_request(message: str) -> web.Response:
-    return web.json_response({"Error": message}, status=400)
-
-
-async def filter_handler(request: web.Request) -> web.Response:
-    try:
-        args, decision = await _decide(request)
-    except (WireError, PodError) as exc:
-        return _bad_request(str(exc))
-    except _Lookup as exc:
-        return web.Response(body=encode_filter_error(str(exc)), content_type=JSON)
-    body = encode_filter_result(args, decision.passed, unresolvable=decision.failed)
+def _json(body: bytes) -> web.Response:
     return web.Response(body=body, content_type=JSON)
 
 
-async def prioritize_handler(request: web.Request) -> web.Response:
-    try:
-        args, decision = await _decide(request)
-    except (WireError, PodError) as exc:
-        return _bad_request(str(exc))
-    except _Lookup as exc:
-        return web.json_response({"Error": str(exc)}, status=503)
-    return web.Response(
-        body=encode_priorities((n, decision.scores.get(n, 0)) for n in args.node_names), content_type=JSON
-    )
+def _verb(
+    answer: Callable[[ExtenderArgs, Decision], web.Response], lookup_failed: Callable[[str], web.Response]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """One extender verb: bad input is a 400 naming the field; a failed spec lookup (policy Fail)
+    is answered the way that verb reports errors; otherwise ``answer`` encodes the decision."""
+
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            args, decision = await _decide(request)
+        except (WireError, PodError) as exc:
+            return web.json_response({"Error": str(exc)}, status=400)
+        except _Lookup as exc:
+            return lookup_failed(str(exc))
+        return answer(args, decision)
+
+    return handler
+
+
+# filter: an Error answer makes the scheduler retry the pod with backoff.
+filter_handler = _verb(
+    lambda args, d: _json(encode_filter_result(args, d.passed, unresolvable=d.failed)),
+    lambda message: _json(encode_filter_error(message)),
+)
+# prioritize: the scheduler only logs a failure and drops this extender's scores.
+prioritize_handler = _verb(
+    lambda args, d: _json(encode_priorities((n, d.scores.get(n, 0)) for n in args.node_names)),
+    lambda message: web.json_response({"Error": message}, status=503),
+)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from extender.features.nodefeature import NodeFeatures
+from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, NodeFeatures, node_features_from_objects
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]  # native index width: numpy gathers without converting
@@ -272,10 +272,8 @@ class FeatureTable:
         for name, rows in self._node_rows.pop(slot).items():
             fc = self._features[name]
             fc.has_instances[slot] = False
-            for row in rows:
-                fc.row_node[row] = -1
-                for col in fc.inst_attrs.values():
-                    col.codes[row] = -1
+            # A dead row is marked by row_node = -1 alone: every reader masks rows by it.
+            fc.row_node[rows] = -1
             fc.dead_rows += len(rows)
             if fc.dead_rows > 64 and fc.dead_rows * 2 > fc.n_rows:
                 self._compact_rows(name, fc)
@@ -297,7 +295,5 @@ class FeatureTable:
 
 def table_from_nodefeatures(objs: Iterable[object], nfd_namespace: str | None = None) -> FeatureTable:
     """A table from raw NodeFeature objects (several per node are merged as nfd-master does)."""
-    from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, node_features_from_objects
-
     merged = node_features_from_objects(objs, nfd_namespace or DEFAULT_NFD_NAMESPACE)
     return FeatureTable.from_features(merged.values())

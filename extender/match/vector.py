@@ -32,10 +32,6 @@ StatusMatrix = npt.NDArray[np.int8]
 
 def _scalar(expr: MatchExpression, present: bool, value: str | None) -> tuple[bool, bool]:
     """(result, error) of the reference's one-element evaluation."""
-    return _scalar_eval(expr, present, value)
-
-
-def _scalar_eval(expr: MatchExpression, present: bool, value: str | None) -> tuple[bool, bool]:
     try:
         return eval_expression(expr, present, value), False
     except EvalFailure:
@@ -158,7 +154,7 @@ def _match_names(ctx: _Ctx, fc: FeatureColumns, expr: MatchExpression) -> tuple[
     def named(name: str) -> tuple[bool, bool]:
         hit = memo.get(name)
         if hit is None:
-            hit = memo[name] = _scalar_eval(expr, True, name)
+            hit = memo[name] = _scalar(expr, True, name)
         return hit
 
     res, err = ctx.zeros(), ctx.zeros()

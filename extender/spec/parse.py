@@ -31,7 +31,7 @@ from difflib import get_close_matches
 from typing import TypeVar
 
 from extender.errors import SpecError
-from extender.match.values import compile_regexp, parse_go_int, parse_version
+from extender.match.values import INT64_MAX, INT64_MIN, compile_regexp, parse_go_int, parse_version
 from extender.spec.model import (
     KNOWN_OPS,
     NO_VALUE_OPS,
@@ -47,8 +47,6 @@ from extender.spec.model import (
     SpecWarning,
 )
 from extender.spec.yamlgo import (
-    INT64_MAX,
-    INT64_MIN,
     Kind,
     Mapping,
     Node,

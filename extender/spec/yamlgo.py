@@ -51,15 +51,14 @@ from yaml.events import (
 )
 
 from extender.errors import SpecError, SpecLimitError
+from extender.match.values import INT64_MAX, INT64_MIN, UINT64_MAX
 
 try:
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
-_UINT64_LIMIT = 1 << 64
+_UINT64_LIMIT = UINT64_MAX + 1
 _TAG = "tag:yaml.org,2002:"
 
 ScalarValue = bool | int | float | str | None
