@@ -3,7 +3,9 @@
     ExtenderError
     ├── SpecError            a compatibility spec that NFD would reject everywhere (names the path)
     │   └── SpecLimitError   a spec over a size, nesting, node or alias-expansion limit
-    └── NodeFeatureError     a NodeFeature object that is not shaped like the CRD says
+    ├── NodeFeatureError     a NodeFeature object that is not shaped like the CRD says
+    ├── ConfigError          the extender's own configuration file or flags (names the key)
+    └── FileLoadError        a local YAML/JSON file that cannot be read or decoded safely
 
 Evaluation errors (a value that does not parse as an integer, a regexp that does not compile, ...)
 are *not* exceptions: NFD reports them per node, so the matchers return them as data
@@ -38,3 +40,18 @@ class NodeFeatureError(ExtenderError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class ConfigError(ExtenderError):
+    """A configuration value that is missing, of the wrong type or out of range. ``key`` is the
+    dotted path in the config file (``debug.port``) or the flag that set it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class FileLoadError(ExtenderError):
+    """A local file (config, NodeFeature, image mapping) that is too big, unreadable or not valid
+    YAML/JSON, or uses YAML aliases (refused: the objects these files hold never need them)."""

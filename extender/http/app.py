@@ -1,20 +1,35 @@
-"""The aiohttp application: kube-scheduler's filter and prioritize verbs, health and readiness.
+"""The aiohttp application: kube-scheduler's filter and prioritize verbs, health, readiness, metrics.
 
 Handlers stay thin: decode (``wire``), look specs up (``SpecSource``, concurrent per image), decide
 (``decide``), encode. A pod without spec'd images never reaches the matcher. Lookup failures follow
 the failure policy: ``Fail`` answers the filter with ``Error`` (the scheduler retries with backoff),
 ``Ignore`` treats the image as having no spec; the pod annotation overrides the configured default.
+The debug endpoints (:mod:`extender.http.debug`) are added here, or served by an application of
+their own on another port (:func:`build_debug_app`), or not at all.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from extender.decide import Decision, ImageSpec, PodError, decide, pod_failure_policy, pod_images, pod_tags
+from extender.decide import Decision, PodError, decide, pod_failure_policy, pod_images, pod_tags
+from extender.http import debug
+from extender.http.context import (
+    FEATURES,
+    JSON,
+    METRICS,
+    SETTINGS,
+    SOURCES,
+    SPECS,
+    AppSettings,
+    LookupFailed,
+    lookup_specs,
+    read_body,
+)
 from extender.http.wire import (
     ExtenderArgs,
     WireError,
@@ -23,80 +38,37 @@ from extender.http.wire import (
     encode_filter_result,
     encode_priorities,
 )
-from extender.sources.base import FeatureSource, SpecLookupError, SpecSource
+from extender.metrics import Metrics, WatchedSource
+from extender.sources.base import FeatureSource, SpecSource
 
-JSON = "application/json"
+__all__ = ["AppSettings", "build_app", "build_debug_app"]
 
-
-@dataclass(frozen=True, slots=True)
-class AppSettings:
-    prefix: str = ""
-    max_body_bytes: int = 64 << 20
-    failure_policy: str = "Fail"  # or "Ignore"
-    missing_features: str = "fail"  # or "pass"
-    detail_limit: int = 50
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-FEATURES = web.AppKey("features", FeatureSource)
-SPECS = web.AppKey("specs", SpecSource)
-SETTINGS = web.AppKey("settings", AppSettings)
-
-
-class _Lookup(Exception):
-    def __init__(self, image: str, message: str) -> None:
-        super().__init__(f"spec lookup failed for image {image}: {message}")
-
-
-def _too_large(limit: int, actual: int) -> web.HTTPRequestEntityTooLarge:
-    return web.HTTPRequestEntityTooLarge(
-        max_size=limit, actual_size=actual, text=f"request body over the {limit}-byte limit"
-    )
-
-
-async def _read(request: web.Request) -> bytes:
-    limit = request.app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit, request.content_length)
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(1 << 16):
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit, len(body))
-    return bytes(body)
-
-
-async def _specs_for(request: web.Request, pod: dict[str, object]) -> list[ImageSpec]:
-    settings = request.app[SETTINGS]
-    source = request.app[SPECS]
-    images = pod_images(pod)
-    policy = pod_failure_policy(pod, settings.failure_policy)
-    results = await asyncio.gather(*(source.lookup(i) for i in images), return_exceptions=True)
-    found: list[ImageSpec] = []
-    for image, res in zip(images, results, strict=True):
-        if isinstance(res, SpecLookupError):
-            if policy == "Fail":
-                raise _Lookup(image, str(res))
-            continue
-        if isinstance(res, BaseException):
-            raise res
-        if res is not None:
-            found.append(ImageSpec(image, res))
-    return found
-
-
-async def _decide(request: web.Request) -> tuple[ExtenderArgs, Decision]:
-    body = await _read(request)
+async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decision]:
+    body = await read_body(request)
     args = decode_args(body)
-    specs = await _specs_for(request, dict(args.pod))
     settings = request.app[SETTINGS]
+    images = pod_images(args.pod)
+    specs, _ = await lookup_specs(request.app, images, pod_failure_policy(args.pod, settings.failure_policy))
+    if not specs:
+        request.app[METRICS].skipped.labels(verb).inc()
+    table = request.app[FEATURES].table
     decision = decide(
         specs,
-        request.app[FEATURES].table,
+        table,
         args.node_names,
         tags=pod_tags(args.pod),
         missing_features="pass" if settings.missing_features == "pass" else "fail",
         detail_limit=settings.detail_limit,
     )
+    if verb == "filter" and specs:
+        verdicts = request.app[METRICS].verdicts
+        unknown = sum(1 for n in decision.failed if n not in table)
+        verdicts.labels("compatible").inc(len(decision.passed))
+        verdicts.labels("incompatible").inc(len(decision.failed) - unknown)
+        verdicts.labels("no_features").inc(unknown)
     return args, decision
 
 
@@ -105,17 +77,19 @@ def _json(body: bytes) -> web.Response:
 
 
 def _verb(
-    answer: Callable[[ExtenderArgs, Decision], web.Response], lookup_failed: Callable[[str], web.Response]
-) -> Callable[[web.Request], Awaitable[web.Response]]:
+    verb: str,
+    answer: Callable[[ExtenderArgs, Decision], web.Response],
+    lookup_failed: Callable[[str], web.Response],
+) -> Handler:
     """One extender verb: bad input is a 400 naming the field; a failed spec lookup (policy Fail)
     is answered the way that verb reports errors; otherwise ``answer`` encodes the decision."""
 
     async def handler(request: web.Request) -> web.Response:
         try:
-            args, decision = await _decide(request)
+            args, decision = await _decide(request, verb)
         except (WireError, PodError) as exc:
             return web.json_response({"Error": str(exc)}, status=400)
-        except _Lookup as exc:
+        except LookupFailed as exc:
             return lookup_failed(str(exc))
         return answer(args, decision)
 
@@ -124,11 +98,13 @@ def _verb(
 
 # filter: an Error answer makes the scheduler retry the pod with backoff.
 filter_handler = _verb(
+    "filter",
     lambda args, d: _json(encode_filter_result(args, d.passed, unresolvable=d.failed)),
     lambda message: _json(encode_filter_error(message)),
 )
 # prioritize: the scheduler only logs a failure and drops this extender's scores.
 prioritize_handler = _verb(
+    "prioritize",
     lambda args, d: _json(encode_priorities((n, d.scores.get(n, 0)) for n in args.node_names)),
     lambda message: web.json_response({"Error": message}, status=503),
 )
@@ -141,21 +117,92 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     if request.app[FEATURES].ready:
         return web.Response(text="ready\n")
-    return web.Response(text="waiting for the initial NodeFeature list\n", status=503)
+    return web.Response(text="waiting for the initial NodeFeature sync\n", status=503)
 
 
-def build_app(
-    features: FeatureSource, specs: SpecSource, settings: AppSettings | None = None
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+TIMED = frozenset({"filter", "prioritize", "explain", "explain-pod", "whatif"})
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Latency per verb and answers per verb and status, for the routes worth timing."""
+    route = request.match_info.route.name
+    if route not in TIMED:
+        return await handler(request)
+    verb = "explain" if route == "explain-pod" else route
+    metrics = request.app[METRICS]
+    start = time.perf_counter()
+    code = 500
+    try:
+        response = await handler(request)
+        code = response.status
+        return response
+    except web.HTTPException as exc:
+        code = exc.status
+        raise
+    finally:
+        metrics.latency.labels(verb).observe(time.perf_counter() - start)
+        metrics.requests.labels(verb, str(code)).inc()
+
+
+def _base(
+    features: FeatureSource,
+    specs: SpecSource,
+    settings: AppSettings,
+    metrics: Metrics | None,
+    sources: Sequence[tuple[str, WatchedSource]],
 ) -> web.Application:
-    settings = settings or AppSettings()
-    # client_max_size is enforced by _read with a clear 413; aiohttp's own check stays as a backstop.
-    app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    # client_max_size is enforced by read_body with a clear 413; aiohttp's own check is a backstop.
+    app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[_observe])
     app[FEATURES] = features
     app[SPECS] = specs
     app[SETTINGS] = settings
+    if metrics is None:
+        metrics = Metrics()
+        metrics.watch(features)
+    app[METRICS] = metrics
+    app[SOURCES] = sources
+    return app
+
+
+def build_app(
+    features: FeatureSource,
+    specs: SpecSource,
+    settings: AppSettings | None = None,
+    *,
+    metrics: Metrics | None = None,
+    sources: Sequence[tuple[str, WatchedSource]] = (),
+) -> web.Application:
+    """The extender: verbs under ``settings.prefix``, health, readiness, metrics, and the debug
+    endpoints when ``settings.debug`` is on."""
+    settings = settings or AppSettings()
+    app = _base(features, specs, settings, metrics, sources)
     prefix = settings.prefix.rstrip("/")
-    app.router.add_post(f"{prefix}/filter", filter_handler)
-    app.router.add_post(f"{prefix}/prioritize", prioritize_handler)
+    app.router.add_post(f"{prefix}/filter", filter_handler, name="filter")
+    app.router.add_post(f"{prefix}/prioritize", prioritize_handler, name="prioritize")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    if settings.debug:
+        debug.add_routes(app)
+    return app
+
+
+def build_debug_app(
+    features: FeatureSource,
+    specs: SpecSource,
+    settings: AppSettings,
+    *,
+    metrics: Metrics,
+    sources: Sequence[tuple[str, WatchedSource]] = (),
+) -> web.Application:
+    """Only the debug endpoints (and health), for a listener of their own."""
+    app = _base(features, specs, settings, metrics, sources)
+    app.router.add_get("/healthz", healthz)
+    debug.add_routes(app)
     return app

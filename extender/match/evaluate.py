@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -26,22 +27,37 @@ Implementation = Literal["vectorized", "reference"]
 
 CacheKey = tuple[str, frozenset[str] | None, int]
 _CACHE_ENTRIES = 256
-_caches: weakref.WeakKeyDictionary[FeatureTable, LRUCache[CacheKey, StatusMatrix]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
-def _cache_for(table: FeatureTable) -> LRUCache[CacheKey, StatusMatrix]:
+class _ResultCache(LRUCache[CacheKey, StatusMatrix]):
+    def __init__(self) -> None:
+        super().__init__(maxsize=_CACHE_ENTRIES)
+        self.hits = 0
+        self.misses = 0
+
+
+_caches: weakref.WeakKeyDictionary[FeatureTable, _ResultCache] = weakref.WeakKeyDictionary()
+
+
+def _cache_for(table: FeatureTable) -> _ResultCache:
     cache = _caches.get(table)
     if cache is None:
-        cache = _caches[table] = LRUCache(maxsize=_CACHE_ENTRIES)
+        cache = _caches[table] = _ResultCache()
     return cache
 
 
-def cache_info(table: FeatureTable) -> tuple[int, int]:
-    """(entries, max entries) of the result cache attached to ``table``."""
-    cache = _cache_for(table)
-    return int(cache.currsize), int(cache.maxsize)
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    entries: int
+    max_entries: int
+    hits: int
+    misses: int
+
+
+def cache_info(table: FeatureTable) -> CacheInfo:
+    """Size and hit counts of the result cache attached to ``table``."""
+    c = _cache_for(table)
+    return CacheInfo(int(c.currsize), int(c.maxsize), c.hits, c.misses)
 
 
 def _normalise_tags(tags: Iterable[str] | None) -> frozenset[str] | None:
@@ -102,7 +118,10 @@ def evaluate(
     if matrix is None:
         matrix = evaluate_table(spec, table, set_indexes)
         if use_cache:
+            cache.misses += 1
             cache[key] = matrix
+    else:
+        cache.hits += 1
     status = matrix[slots]  # rows of unknown nodes (slot -1) are overwritten just below
     if not known.all():
         empty_row = [int(r.status) for r in evaluate_node(spec, _empty(""), set_indexes)]

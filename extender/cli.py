@@ -1,0 +1,226 @@
+"""``compat-extender``: the command line.
+
+    compat-extender serve [--config FILE] [--host H] [--port P] [--features DIR] [--images FILE] ...
+    compat-extender check-spec FILE...
+
+Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject), 2 bad usage or
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from extender.config import Config, load_config, to_dict
+from extender.errors import ConfigError, ExtenderError
+from extender.http.app import AppSettings, build_app, build_debug_app
+from extender.metrics import Metrics, WatchedSource
+from extender.sources.files import FileFeatures, FileSpecs, poll
+from extender.sources.specs import SharedLookups
+from extender.spec.parse import parse_spec
+
+log = logging.getLogger("compat-extender")
+
+# flag dest -> dotted config key
+_OVERRIDES = {
+    "host": "listen.host",
+    "port": "listen.port",
+    "prefix": "pathPrefix",
+    "failure_policy": "failurePolicy",
+    "missing_features": "missingFeatures",
+    "max_body_bytes": "maxBodyBytes",
+    "debug": "debug.enabled",
+    "debug_port": "debug.port",
+    "features": "features.path",
+    "images": "specs.images",
+    "reload_seconds": None,  # both sources
+    "log_level": "logLevel",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="compat-extender", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the scheduler extender (HTTP)")
+    s.add_argument("--config", type=Path, help="YAML config file (see config/extender.yaml)")
+    s.add_argument("--host", help="listen address [listen.host]")
+    s.add_argument("--port", type=int, help="listen port [listen.port]")
+    s.add_argument("--prefix", help="path prefix of /filter and /prioritize [pathPrefix]")
+    s.add_argument("--failure-policy", choices=["Fail", "Ignore"], help="[failurePolicy]")
+    s.add_argument("--missing-features", choices=["fail", "pass"], help="[missingFeatures]")
+    s.add_argument("--max-body-bytes", type=int, help="[maxBodyBytes]")
+    s.add_argument("--debug", action=argparse.BooleanOptionalAction, help="debug endpoints [debug.enabled]")
+    s.add_argument("--debug-port", type=int, help="serve /debug/* on this port (0: main port) [debug.port]")
+    s.add_argument("--features", type=Path, help="directory of NodeFeature files [features.path]")
+    s.add_argument("--images", type=Path, help="image -> spec mapping file [specs.images]")
+    s.add_argument("--reload-seconds", type=float, help="file reload interval, 0 = never")
+    s.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="[logLevel]")
+    s.add_argument("--print-config", action="store_true", help="print the effective config and exit")
+
+    c = sub.add_parser("check-spec", help="parse image compatibility spec files the way NFD does")
+    c.add_argument("files", nargs="+", type=Path)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {}
+    for dest, key in _OVERRIDES.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = str(value.resolve())
+        if key is None:
+            overrides["features.reloadSeconds"] = value
+            overrides["specs.reloadSeconds"] = value
+        else:
+            overrides[key] = value
+    return load_config(args.config, overrides)
+
+
+def settings_from(config: Config) -> AppSettings:
+    return AppSettings(
+        prefix=config.pathPrefix,
+        max_body_bytes=config.maxBodyBytes,
+        failure_policy=config.failurePolicy,
+        missing_features=config.missingFeatures,
+        detail_limit=config.detailLimit,
+        debug=config.debug.enabled and config.debug.port == 0,
+        debug_max_nodes=config.debug.maxNodes,
+    )
+
+
+async def serve(
+    config: Config, *, stop: asyncio.Event | None = None, started: asyncio.Event | None = None
+) -> None:
+    """Load the sources, start the listener(s), reload files until ``stop`` (or SIGTERM/SIGINT)."""
+    from aiohttp import web  # the pure commands (check-spec) do not need the server stack
+
+    if not config.features.path.is_dir():
+        raise ConfigError("features.path", f"{config.features.path} is not a directory")
+    if not config.specs.images.is_file():
+        raise ConfigError("specs.images", f"{config.specs.images} is not a file")
+    features = FileFeatures(config.features.path, nfd_namespace=config.features.nfdNamespace)
+    files = FileSpecs(config.specs.images)
+    await features.refresh()
+    await files.refresh()
+    for name, src in (("features", features), ("specs", files)):
+        for where, why in src.errors.items():
+            log.warning("%s: cannot load %s: %s", name, where, why)
+    lookups = SharedLookups(files)
+    sources: list[tuple[str, WatchedSource]] = [("features", features), ("specs", files)]
+    metrics = Metrics()
+    metrics.watch(features, lookups, sources)
+    settings = settings_from(config)
+    app = build_app(features, lookups, settings, metrics=metrics, sources=sources)
+    access_log = logging.getLogger("aiohttp.access") if config.logLevel == "debug" else None
+    runners = [web.AppRunner(app, access_log=access_log, shutdown_timeout=10.0)]
+    addresses = [(config.listen.host, config.listen.port)]
+    if config.debug.enabled and config.debug.port:
+        debug_app = build_debug_app(features, lookups, settings, metrics=metrics, sources=sources)
+        runners.append(web.AppRunner(debug_app, access_log=access_log, shutdown_timeout=10.0))
+        addresses.append((config.debug.host, config.debug.port))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    pollers: list[asyncio.Task[None]] = []
+    try:
+        for runner, (host, port) in zip(runners, addresses, strict=True):
+            await runner.setup()
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            log.info("listening on %s", site.name)
+        log.info(
+            "%d nodes, %d images with specs; debug endpoints %s",
+            len(features.table),
+            len(files.images),
+            "off" if not config.debug.enabled else f"on {addresses[-1][0]}:{addresses[-1][1]}",
+        )
+        if config.features.reloadSeconds:
+            pollers.append(
+                asyncio.create_task(poll(features.refresh, config.features.reloadSeconds, "features"))
+            )
+        if config.specs.reloadSeconds:
+            pollers.append(asyncio.create_task(poll(files.refresh, config.specs.reloadSeconds, "specs")))
+        if started is not None:
+            started.set()
+        await stop.wait()
+        log.info("stopping: draining in-flight requests")
+    finally:
+        for task in pollers:
+            task.cancel()
+        await asyncio.gather(*pollers, return_exceptions=True)
+        for runner in runners:
+            await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+def _check_specs(files: Sequence[Path]) -> int:
+    status = 0
+    for path in files:
+        try:
+            spec = parse_spec(path.read_bytes())
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            status = max(status, 2)
+            continue
+        except ExtenderError as exc:
+            print(f"{path}: INVALID: {exc}")
+            status = max(status, 1)
+            continue
+        tags = sorted({c.tag for c in spec.compatibilities if c.tag})
+        print(
+            f"{path}: ok, {len(spec.compatibilities)} compatibility sets"
+            + (f", tags {', '.join(tags)}" if tags else "")
+            + f", digest {spec.digest}"
+        )
+        for w in spec.warnings:
+            print(f"  warning: {w}")
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-spec":
+        return _check_specs(args.files)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"compat-extender: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        sys.stdout.write(orjson.dumps(to_dict(config), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    logging.basicConfig(
+        level=config.logLevel.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(serve(config))
+    except ConfigError as exc:
+        print(f"compat-extender: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the port is taken, the address does not exist, ...
+        print(f"compat-extender: cannot serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

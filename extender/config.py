@@ -1,0 +1,191 @@
+"""The extender's configuration: one YAML file with defaults, overridable by command-line flags.
+
+Every key is optional; ``config/extender.yaml`` lists them all with their defaults and what they do.
+Keys are camelCase like Kubernetes objects; an unknown key, a wrong type or a value out of range is a
+:class:`~extender.errors.ConfigError` naming the key, so a typo never silently falls back to a
+default. Relative paths in a file are relative to that file; relative paths given as flags are
+relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from extender.errors import ConfigError, FileLoadError
+from extender.yamlfile import load_file
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = 8888
+
+
+@dataclass(frozen=True, slots=True)
+class Debug:
+    enabled: bool = True
+    # 0 serves /debug/* on the main listener; any other port gets a listener of its own on `host`.
+    host: str = "127.0.0.1"
+    port: int = 0
+    # GET /debug/explain without `node` explains at most this many nodes (the answer says so).
+    maxNodes: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    source: Literal["files"] = "files"
+    path: Path = Path("examples/nodefeatures")
+    nfdNamespace: str = "node-feature-discovery"
+    reloadSeconds: float = 2.0  # 0 disables the reload
+
+
+@dataclass(frozen=True, slots=True)
+class Specs:
+    source: Literal["files"] = "files"
+    images: Path = Path("examples/images.yaml")
+    reloadSeconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen: Listen = field(default_factory=Listen)
+    pathPrefix: str = ""
+    failurePolicy: Literal["Fail", "Ignore"] = "Fail"
+    missingFeatures: Literal["fail", "pass"] = "fail"
+    detailLimit: int = 50
+    maxBodyBytes: int = 128 << 20
+    debug: Debug = field(default_factory=Debug)
+    features: Features = field(default_factory=Features)
+    specs: Specs = field(default_factory=Specs)
+    logLevel: Literal["debug", "info", "warning", "error"] = "info"
+
+
+# (dotted key) -> (minimum, maximum) for numbers
+_RANGES: dict[str, tuple[float, float]] = {
+    "listen.port": (0, 65535),
+    "debug.port": (0, 65535),
+    "debug.maxNodes": (1, 100_000),
+    "detailLimit": (0, 100_000),
+    "maxBodyBytes": (1024, 1 << 34),
+    "features.reloadSeconds": (0, 86_400),
+    "specs.reloadSeconds": (0, 86_400),
+}
+_PATH_KEYS = ("features.path", "specs.images")
+
+
+def _decode(cls: type[Any], raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(prefix or "config", f"expected a mapping, got {_kind(raw)}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(_join(prefix, str(key)), f"unknown key (known: {', '.join(sorted(names))})")
+    values = {k: _value(hints[k], v, _join(prefix, k)) for k, v in raw.items()}
+    return cls(**values)
+
+
+def _value(hint: Any, raw: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _decode(typing.cast(type[Any], hint), raw, key)
+    if typing.get_origin(hint) is Literal:
+        allowed = typing.get_args(hint)
+        if raw not in allowed:
+            raise ConfigError(key, f"expected one of {', '.join(map(str, allowed))}, got {raw!r}")
+        return raw
+    if hint is bool:
+        if not isinstance(raw, bool):
+            raise ConfigError(key, f"expected true or false, got {_kind(raw)}")
+        return raw
+    if hint is int or hint is float:
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, int | float)
+            or (hint is int and isinstance(raw, float))
+        ):
+            raise ConfigError(
+                key, f"expected {'an integer' if hint is int else 'a number'}, got {_kind(raw)}"
+            )
+        low, high = _RANGES.get(key, (float("-inf"), float("inf")))
+        if not low <= raw <= high:
+            raise ConfigError(key, f"{raw} is out of range [{low:g}, {high:g}]")
+        return hint(raw)
+    if hint is str or hint is Path:
+        if not isinstance(raw, str):
+            raise ConfigError(key, f"expected a string, got {_kind(raw)}")
+        return Path(raw) if hint is Path else raw
+    raise TypeError(f"{key}: unsupported config type {hint!r}")  # pragma: no cover
+
+
+def _kind(raw: Any) -> str:
+    return "null" if raw is None else type(raw).__name__
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = tree
+    for p in parents:
+        child = node.get(p)
+        if not isinstance(child, dict):
+            child = node[p] = {} if child is None else child
+        if not isinstance(child, dict):
+            raise ConfigError(p, "expected a mapping")
+        node = child
+    node[last] = value
+
+
+def _get(tree: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for p in dotted.split("."):
+        if not isinstance(node, Mapping) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """The file at ``path`` (if any) over the defaults, then ``overrides`` (dotted key -> value,
+    from flags) over that. Raises ConfigError naming the offending key."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            docs = load_file(path)
+        except FileLoadError as exc:
+            raise ConfigError("", str(exc)) from None
+        if len(docs) > 1:
+            raise ConfigError("", f"{path}: expected one YAML document, found {len(docs)}")
+        if docs:
+            if not isinstance(docs[0], dict):
+                raise ConfigError("", f"{path}: expected a mapping at the top, got {_kind(docs[0])}")
+            tree = docs[0]
+        for key in _PATH_KEYS:
+            value = _get(tree, key)
+            if isinstance(value, str):
+                _set(tree, key, str(path.parent / value))
+    for key, value in (overrides or {}).items():
+        _set(tree, key, value)
+    config: Config = _decode(Config, tree, "")
+    if config.debug.port and config.debug.port == config.listen.port:
+        raise ConfigError("debug.port", "must differ from listen.port (use 0 to share the main listener)")
+    return config
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The effective configuration, as the file would spell it (for logs and --print-config)."""
+
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return str(v) if isinstance(v, Path) else v
+
+    out: dict[str, Any] = conv(config)
+    return out

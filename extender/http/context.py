@@ -1,0 +1,85 @@
+"""What every handler shares: settings, the app keys holding the sources, body reading, spec lookup.
+
+Both the main application and a separate debug application are built from the same keys, so the
+debug endpoints see exactly the tables and lookups the verbs use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from extender.decide import ImageSpec
+from extender.metrics import Metrics, WatchedSource
+from extender.sources.base import FeatureSource, SpecLookupError, SpecSource
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    prefix: str = ""
+    max_body_bytes: int = 128 << 20
+    failure_policy: str = "Fail"  # or "Ignore"
+    missing_features: str = "fail"  # or "pass"
+    detail_limit: int = 50
+    debug: bool = True  # serve /debug/* on this application
+    debug_max_nodes: int = 200
+
+
+FEATURES = web.AppKey("features", FeatureSource)
+SPECS = web.AppKey("specs", SpecSource)
+SETTINGS = web.AppKey("settings", AppSettings)
+METRICS = web.AppKey("metrics", Metrics)
+SOURCES = web.AppKey("sources", Sequence[tuple[str, WatchedSource]])
+
+
+class LookupFailed(Exception):
+    def __init__(self, image: str, message: str) -> None:
+        self.image = image
+        super().__init__(f"spec lookup failed for image {image}: {message}")
+
+
+def too_large(limit: int, actual: int) -> web.HTTPRequestEntityTooLarge:
+    return web.HTTPRequestEntityTooLarge(
+        max_size=limit, actual_size=actual, text=f"request body over the {limit}-byte limit (maxBodyBytes)"
+    )
+
+
+async def read_body(request: web.Request) -> bytes:
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit, request.content_length)
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise too_large(limit, len(body))
+    return bytes(body)
+
+
+async def lookup_specs(
+    app: web.Application, images: Sequence[str], policy: str
+) -> tuple[list[ImageSpec], dict[str, str]]:
+    """Specs of ``images`` looked up concurrently. A failed lookup raises :class:`LookupFailed`
+    under policy ``Fail``; under ``Ignore`` the image counts as having no spec and the failure is
+    returned in the second element (image -> why) for the caller to report."""
+    source = app[SPECS]
+    results = await asyncio.gather(*(source.lookup(i) for i in images), return_exceptions=True)
+    found: list[ImageSpec] = []
+    ignored: dict[str, str] = {}
+    for image, res in zip(images, results, strict=True):
+        if isinstance(res, SpecLookupError):
+            app[METRICS].lookup_errors.labels(policy).inc()
+            if policy == "Fail":
+                raise LookupFailed(image, str(res))
+            ignored[image] = str(res)
+            continue
+        if isinstance(res, BaseException):
+            raise res
+        if res is not None:
+            found.append(ImageSpec(image, res))
+    return found, ignored

@@ -1,0 +1,343 @@
+"""The debug endpoints: why a node was (or would be) rejected, in full.
+
+* ``GET /debug/explain?image=REF[&node=NAME][&tags=a,b][&format=text]`` — one image against one
+  node or every known node (at most ``debug_max_nodes``, the answer says when it stopped).
+* ``POST /debug/explain[?node=NAME][&format=text]`` with a v1.Pod (or an ExtenderArgs body, whose
+  node names are then used) — the decision the filter would take, per node and per image, using the
+  pod's tag and failure-policy annotations.
+* ``POST /debug/whatif[?format=text]`` with ``{"nodeFeature": {...}, "images": [...], "tags": [...]}``
+  — a node that does not exist yet (new hardware, a new kernel): which images could run there and
+  why the others could not.
+* ``GET /debug/sources`` — what each source loaded and what it currently cannot load.
+
+Verdicts and scores come from :func:`extender.decide.decide` (the same call the filter makes) and
+the accounts from :func:`extender.match.explain.explain`, so the debug view cannot disagree with
+what the scheduler was told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from extender.decide import Decision, ImageSpec, PodError, decide, pod_failure_policy, pod_images, pod_tags
+from extender.errors import ExtenderError
+from extender.features.nodefeature import NodeFeatures, ParsedNodeFeature, merge_features, parse_nodefeature
+from extender.http.context import (
+    FEATURES,
+    METRICS,
+    SETTINGS,
+    SOURCES,
+    SPECS,
+    LookupFailed,
+    lookup_specs,
+    read_body,
+)
+from extender.http.wire import WireError, decode_args
+from extender.match.explain import Explanation, explain
+from extender.match.table import FeatureTable
+from extender.sources.base import SpecLookupError
+from extender.spec.model import Spec
+
+MAX_WHATIF_IMAGES = 100
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(message: str, status: int) -> web.Response:
+    return web.Response(body=orjson.dumps({"error": message}), status=status, content_type="application/json")
+
+
+def _answer(request: web.Request, doc: dict[str, Any], text: str) -> web.Response:
+    fmt = request.query.get("format", "json")
+    if fmt == "text":
+        return web.Response(text=text)
+    if fmt != "json":
+        return _error(f"format: expected json or text, got {fmt!r}", 400)
+    return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+
+def _tags(raw: str | None) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    tags = frozenset(t.strip() for t in raw.split(",") if t.strip())
+    return tags or None
+
+
+def _verdict(decision: Decision, node: str, table: FeatureTable) -> str:
+    if node in decision.failed:
+        return "incompatible" if node in table else "no NodeFeature"
+    return "compatible" if node in table else "passed (no NodeFeature)"
+
+
+def _spec_summary(spec: Spec) -> dict[str, Any]:
+    return {
+        "digest": spec.digest,
+        "sets": len(spec.compatibilities),
+        "warnings": [str(w) for w in spec.warnings],
+    }
+
+
+def _nodes_for(
+    request: web.Request, table: FeatureTable, given: Sequence[str] | None
+) -> tuple[list[str], int]:
+    """The nodes to explain: ?node=, else the request's own list, else every known node (capped)."""
+    node = request.query.get("node")
+    if node:
+        return [node], 1
+    names = list(given) if given is not None else sorted(table.node_names())
+    limit = request.app[SETTINGS].debug_max_nodes
+    return names[:limit], len(names)
+
+
+async def explain_image(request: web.Request) -> web.Response:
+    image = request.query.get("image", "").strip()
+    if not image:
+        return _error("query parameter 'image' is required, e.g. /debug/explain?image=registry/repo:tag", 400)
+    tags = _tags(request.query.get("tags"))
+    try:
+        spec = await request.app[SPECS].lookup(image)
+    except SpecLookupError as exc:
+        request.app[METRICS].lookup_errors.labels("debug").inc()
+        return _error(f"spec lookup failed for image {image}: {exc}", 502)
+    if spec is None:
+        return _error(f"image {image} has no compatibility spec: it imposes nothing on nodes", 404)
+    table = request.app[FEATURES].table
+    names, total = _nodes_for(request, table, None)
+    settings = request.app[SETTINGS]
+    decision = decide(
+        [ImageSpec(image, spec)],
+        table,
+        names,
+        tags=tags,
+        missing_features="pass" if settings.missing_features == "pass" else "fail",
+        detail_limit=0,
+    )
+    rows = []
+    text = [f"IMAGE {image}  spec {spec.digest}  tags {','.join(sorted(tags)) if tags else '(all sets)'}"]
+    for name in names:
+        account = explain(spec, table.node_features(name), node=name, tags=tags)
+        verdict = _verdict(decision, name, table)
+        rows.append(
+            {
+                "node": name,
+                "verdict": verdict,
+                "score": decision.scores.get(name, 0),
+                "explanation": account.to_dict(),
+            }
+        )
+        text.append(f"\n== {name}: {verdict.upper()}, score {decision.scores.get(name, 0)}")
+        text.append(account.render_text().rstrip("\n"))
+    if total > len(names):
+        text.append(f"\n({total - len(names)} more nodes not shown; add &node=NAME)")
+    doc = {
+        "image": image,
+        "spec": _spec_summary(spec),
+        "tags": sorted(tags) if tags is not None else None,
+        "nodes": rows,
+        "nodesTotal": total,
+        "truncated": total > len(names),
+    }
+    return _answer(request, doc, "\n".join(text) + "\n")
+
+
+def _pod_and_nodes(body: bytes) -> tuple[Mapping[str, Any], list[str] | None]:
+    """A bare v1.Pod, or an ExtenderArgs body (its node list is then the one to explain)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(f"body is not valid JSON: {exc}") from None
+    if isinstance(doc, dict) and "Pod" in doc:
+        args = decode_args(body)
+        return args.pod, list(args.node_names)
+    if not isinstance(doc, dict):
+        raise _BadRequest("body: expected a v1.Pod object (or an ExtenderArgs with 'Pod')")
+    return doc, None
+
+
+async def explain_pod(request: web.Request) -> web.Response:
+    try:
+        pod, given = _pod_and_nodes(await read_body(request))
+        images = pod_images(pod)
+        tags = pod_tags(pod)
+        settings = request.app[SETTINGS]
+        specs, ignored = await lookup_specs(
+            request.app, images, pod_failure_policy(pod, settings.failure_policy)
+        )
+    except (_BadRequest, WireError, PodError) as exc:
+        return _error(str(exc), 400)
+    except LookupFailed as exc:
+        return _error(f"{exc} (failure policy Fail: the filter answers Error and the scheduler retries)", 502)
+    table = request.app[FEATURES].table
+    names, total = _nodes_for(request, table, given)
+    decision = decide(
+        specs,
+        table,
+        names,
+        tags=tags,
+        missing_features="pass" if settings.missing_features == "pass" else "fail",
+        detail_limit=len(names),
+    )
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
+    pod_name = f"{meta.get('namespace', '')}/{meta.get('name', '')}" if isinstance(meta, Mapping) else "/"
+    image_rows: list[dict[str, Any]] = []
+    spec_by_image = {s.image: s.spec for s in specs}
+    for image in images:
+        row: dict[str, Any] = {"image": image, "spec": None}
+        if image in spec_by_image:
+            row["spec"] = _spec_summary(spec_by_image[image])
+        elif image in ignored:
+            row["lookupError"] = ignored[image] + " (ignored: failure policy Ignore)"
+        image_rows.append(row)
+    text = [f"POD {pod_name}  tags {','.join(sorted(tags)) if tags else '(all sets)'}"]
+    for row in image_rows:
+        what = row["spec"]["digest"] if row["spec"] else row.get("lookupError", "no spec: imposes nothing")
+        text.append(f"  image {row['image']}: {what}")
+    node_rows = []
+    for name in names:
+        verdict = _verdict(decision, name, table)
+        nf = table.node_features(name)
+        accounts = [(s.image, explain(s.spec, nf, node=name, tags=tags)) for s in specs]
+        node_rows.append(
+            {
+                "node": name,
+                "verdict": verdict,
+                "score": decision.scores.get(name, 0),
+                "reason": decision.failed.get(name, ""),
+                "images": [{"image": i, "explanation": a.to_dict()} for i, a in accounts],
+            }
+        )
+        text.append(f"\n== {name}: {verdict.upper()}, score {decision.scores.get(name, 0)}")
+        if name in decision.failed:
+            text.append(f"   reason: {decision.failed[name]}")
+        for image, account in accounts:
+            text.append(f"-- image {image}")
+            text.append(account.render_text().rstrip("\n"))
+    if total > len(names):
+        text.append(f"\n({total - len(names)} more nodes not shown; add ?node=NAME)")
+    doc = {
+        "pod": pod_name,
+        "tags": sorted(tags) if tags is not None else None,
+        "images": image_rows,
+        "nodes": node_rows,
+        "nodesTotal": total,
+        "truncated": total > len(names),
+    }
+    return _answer(request, doc, "\n".join(text) + "\n")
+
+
+def _whatif_node(raw: Any) -> NodeFeatures:
+    """One NodeFeature object, or a list of them for the same node (merged like nfd-master)."""
+    objs = raw if isinstance(raw, list) else [raw]
+    if not objs:
+        raise _BadRequest("nodeFeature: expected a NodeFeature object or a non-empty list of them")
+    parsed: list[ParsedNodeFeature] = []
+    for i, obj in enumerate(objs):
+        try:
+            parsed.append(parse_nodefeature(obj))
+        except ExtenderError as exc:
+            where = f"nodeFeature[{i}]" if isinstance(raw, list) else "nodeFeature"
+            raise _BadRequest(f"{where}: {exc}") from None
+    nodes = {p.node for p in parsed}
+    if len(nodes) != 1:
+        raise _BadRequest(f"nodeFeature: the objects name several nodes: {', '.join(sorted(nodes))}")
+    return merge_features(parsed, parsed[0].node)
+
+
+def _whatif_request(body: bytes) -> tuple[NodeFeatures, list[str], frozenset[str] | None]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _BadRequest('body: expected {"nodeFeature": {...}, "images": ["..."], "tags": ["..."]}')
+    if "nodeFeature" not in doc:
+        raise _BadRequest("nodeFeature: required (a NodeFeature object for the node to imagine)")
+    nf = _whatif_node(doc["nodeFeature"])
+    images = doc.get("images")
+    if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
+        raise _BadRequest("images: expected a non-empty list of image references")
+    if len(images) > MAX_WHATIF_IMAGES:
+        raise _BadRequest(f"images: at most {MAX_WHATIF_IMAGES} per request, got {len(images)}")
+    raw_tags = doc.get("tags")
+    if raw_tags is not None and (
+        not isinstance(raw_tags, list) or not all(isinstance(t, str) for t in raw_tags)
+    ):
+        raise _BadRequest("tags: expected a list of strings")
+    tags = frozenset(raw_tags) if raw_tags else None
+    return nf, list(dict.fromkeys(images)), tags
+
+
+def _best(account: Explanation) -> tuple[int | None, int]:
+    matched = [s for s in account.sets if s.status == "matched"]
+    if not matched:
+        return None, 0
+    best = max(matched, key=lambda s: s.weight)
+    return best.index, max(best.weight, 0)
+
+
+async def whatif(request: web.Request) -> web.Response:
+    try:
+        nf, images, tags = _whatif_request(await read_body(request))
+    except _BadRequest as exc:
+        return _error(str(exc), exc.status)
+    source = request.app[SPECS]
+    rows: list[dict[str, Any]] = []
+    text = [f"WHAT IF node {nf.node} ({len(nf.feature_names())} features)"]
+    for image in images:
+        row: dict[str, Any] = {"image": image}
+        try:
+            spec = await source.lookup(image)
+        except SpecLookupError as exc:
+            row.update(verdict="unknown", reason=f"spec lookup failed: {exc}")
+            text.append(f"\n== {image}: UNKNOWN (spec lookup failed: {exc})")
+            rows.append(row)
+            continue
+        if spec is None:
+            row.update(verdict="compatible", reason="no compatibility spec: imposes nothing")
+            text.append(f"\n== {image}: COMPATIBLE (no compatibility spec)")
+            rows.append(row)
+            continue
+        account = explain(spec, nf, node=nf.node, tags=tags)
+        best, weight = _best(account)
+        verdict = "compatible" if account.compatible else "incompatible"
+        row.update(verdict=verdict, reason=account.summary(), bestSet=best, weight=weight)
+        row["explanation"] = account.to_dict()
+        rows.append(row)
+        text.append(f"\n== {image}: {verdict.upper()} ({account.summary()})")
+        text.append(account.render_text().rstrip("\n"))
+    doc = {
+        "node": nf.node,
+        "tags": sorted(tags) if tags is not None else None,
+        "runnable": [r["image"] for r in rows if r["verdict"] == "compatible"],
+        "notRunnable": [r["image"] for r in rows if r["verdict"] != "compatible"],
+        "images": rows,
+    }
+    return _answer(request, doc, "\n".join(text) + "\n")
+
+
+async def sources(request: web.Request) -> web.Response:
+    feats = request.app[FEATURES]
+    doc: dict[str, Any] = {
+        "ready": feats.ready,
+        "nodes": len(feats.table),
+        "tableGeneration": feats.table.generation,
+        "sources": {
+            name: {"reloads": s.reloads, "errors": dict(s.errors)} for name, s in request.app[SOURCES]
+        },
+    }
+    return web.Response(body=orjson.dumps(doc, option=orjson.OPT_INDENT_2), content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/debug/explain", explain_image, name="explain")
+    app.router.add_post("/debug/explain", explain_pod, name="explain-pod")
+    app.router.add_post("/debug/whatif", whatif, name="whatif")
+    app.router.add_get("/debug/sources", sources)

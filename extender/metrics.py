@@ -1,0 +1,134 @@
+"""Prometheus metrics. One registry per application (tests build many), no global state.
+
+Counted as events happen: request latency and count per verb, node verdicts by outcome, lookup
+errors by policy. Read at scrape time from the live objects (so they can never drift): nodes known,
+feature-table generation, evaluation-cache hits and misses, spec lookups by result and how many
+joined an in-flight lookup, and each source's current errors and reload count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from extender.match.evaluate import cache_info
+from extender.sources.base import FeatureSource
+from extender.sources.specs import SharedLookups
+
+NS = "compat_extender"
+# The scheduler's own extender timeouts are seconds; the interesting range is well under 10 ms.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class WatchedSource(Protocol):
+    """What a source exposes for metrics and /debug/sources."""
+
+    errors: dict[str, str]
+    reloads: int
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            f"{NS}_request_duration_seconds",
+            "Time to answer one request, by verb (filter, prioritize, explain, whatif).",
+            ["verb"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            f"{NS}_requests",
+            "Requests answered, by verb and HTTP status.",
+            ["verb", "code"],
+            registry=self.registry,
+        )
+        self.verdicts = Counter(
+            f"{NS}_node_verdicts",
+            "Filter verdicts per candidate node: compatible, incompatible, or no_features (no NodeFeature).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.lookup_errors = Counter(
+            f"{NS}_spec_lookup_errors",
+            "Spec lookups that failed, by the failure policy that applied (Fail answers Error).",
+            ["policy"],
+            registry=self.registry,
+        )
+        self.skipped = Counter(
+            f"{NS}_pods_without_specs",
+            "Filter/prioritize calls for pods with no spec'd image (the matcher is not run).",
+            ["verb"],
+            registry=self.registry,
+        )
+
+    def watch(
+        self,
+        features: FeatureSource,
+        lookups: SharedLookups | None = None,
+        sources: Sequence[tuple[str, WatchedSource]] = (),
+    ) -> None:
+        """Export the live state of these objects at every scrape."""
+        self.registry.register(_Live(features, lookups, sources))
+
+
+class _Live(Collector):
+    def __init__(
+        self,
+        features: FeatureSource,
+        lookups: SharedLookups | None,
+        sources: Sequence[tuple[str, WatchedSource]],
+    ) -> None:
+        self.features = features
+        self.lookups = lookups
+        self.sources = sources
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # unchecked collector: the registry does not need names up front
+
+    def collect(self) -> Iterator[Metric]:
+        table = self.features.table
+        yield GaugeMetricFamily(f"{NS}_nodes_known", "Nodes with NodeFeatures in the table.", len(table))
+        yield GaugeMetricFamily(
+            f"{NS}_feature_table_generation", "Bumped by every change to the feature table.", table.generation
+        )
+        yield GaugeMetricFamily(
+            f"{NS}_ready", "1 once the initial NodeFeature sync is complete.", int(self.features.ready)
+        )
+        info = cache_info(table)
+        cache = CounterMetricFamily(
+            f"{NS}_evaluation_cache",
+            "Evaluation-cache lookups (spec, tags, table generation).",
+            labels=["result"],
+        )
+        cache.add_metric(["hit"], info.hits)
+        cache.add_metric(["miss"], info.misses)
+        yield cache
+        yield GaugeMetricFamily(f"{NS}_evaluation_cache_entries", "Cached evaluations.", info.entries)
+        if self.lookups is not None:
+            c = self.lookups.counts
+            lookups = CounterMetricFamily(f"{NS}_spec_lookups", "Spec lookups by result.", labels=["result"])
+            lookups.add_metric(["spec"], c.spec)
+            lookups.add_metric(["no_spec"], c.no_spec)
+            lookups.add_metric(["error"], c.error)
+            yield lookups
+            yield CounterMetricFamily(
+                f"{NS}_spec_lookups_joined",
+                "Lookups that waited for an identical lookup already in flight (single-flight).",
+                self.lookups.flight.joined,
+            )
+        errors = GaugeMetricFamily(
+            f"{NS}_source_errors", "Files or objects a source currently cannot load.", labels=["source"]
+        )
+        reloads = CounterMetricFamily(
+            f"{NS}_source_reloads", "Reloads that changed something.", labels=["source"]
+        )
+        for name, source in self.sources:
+            errors.add_metric([name], len(source.errors))
+            reloads.add_metric([name], source.reloads)
+        yield errors
+        yield reloads

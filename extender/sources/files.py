@@ -1,0 +1,303 @@
+"""NodeFeatures and image specs from local files: the embedded default, and a way to run without a
+cluster or a registry.
+
+* :class:`FileFeatures` reads a directory of NodeFeature objects (``*.yaml``, ``*.yml``, ``*.json``;
+  several YAML documents per file, or a ``List``/``NodeFeatureList`` with ``items``).
+* :class:`FileSpecs` reads a mapping of image references to spec files::
+
+      images:
+        registry.example.com/ml/cuda-train:12.4: specs/cuda-train.yaml
+
+Both re-read what changed (by modification time and size) when :meth:`refresh` runs, which
+:func:`poll` does every few seconds. Reading and decoding happen in a worker thread; only the
+resulting table update runs on the event loop. A file that fails to load keeps its previous
+contents in effect (nothing is lost because of a half-written file) and its error is reported
+by ``errors`` until it is fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from extender.errors import ExtenderError
+from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, ParsedNodeFeature, parse_nodefeature
+from extender.features.objects import NodeFeatureObjects, ObjectKey
+from extender.match.table import FeatureTable
+from extender.sources.base import SpecLookupError
+from extender.spec.model import Spec
+from extender.spec.parse import SpecLimits, parse_spec
+from extender.yamlfile import load_file
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".yaml", ".yml", ".json")
+Stamp = tuple[int, int]  # (mtime_ns, size)
+
+
+def _stamp(path: Path) -> Stamp | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _scan(directory: Path) -> dict[Path, Stamp]:
+    """Data files directly in ``directory`` (hidden files and editors' temporaries skipped)."""
+    found: dict[Path, Stamp] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.name.endswith(SUFFIXES) or not entry.is_file():
+                continue
+            st = entry.stat()
+            found[Path(entry.path)] = (st.st_mtime_ns, st.st_size)
+    return found
+
+
+def _objects_in(doc: Any, where: str) -> Iterable[tuple[str, Any]]:
+    if isinstance(doc, dict) and isinstance(doc.get("items"), list) and doc.get("kind") != "NodeFeature":
+        for i, item in enumerate(doc["items"]):
+            yield f"{where}.items[{i}]", item
+    else:
+        yield where, doc
+
+
+def read_nodefeature_file(path: Path, nfd_namespace: str) -> list[ParsedNodeFeature]:
+    """Every NodeFeature object in one file (blocking). Raises ExtenderError naming the object."""
+    parsed: list[ParsedNodeFeature] = []
+    for d, doc in enumerate(load_file(path)):
+        for where, obj in _objects_in(doc, f"document {d}"):
+            try:
+                nf = parse_nodefeature(obj)
+            except ExtenderError as exc:
+                raise ExtenderError(f"{path}: {where}: {exc}") from None
+            if not nf.name:
+                raise ExtenderError(f"{path}: {where}: metadata.name: required")
+            if not nf.namespace:
+                nf = ParsedNodeFeature(nfd_namespace, nf.name, nf.node, nf.features, nf.resource_version)
+            parsed.append(nf)
+    return parsed
+
+
+@dataclass(slots=True)
+class _FileState:
+    stamp: Stamp
+    keys: list[ObjectKey] = field(default_factory=list)
+
+
+class FileFeatures:
+    """A feature table kept equal to a directory of NodeFeature files."""
+
+    def __init__(self, directory: Path, *, nfd_namespace: str = DEFAULT_NFD_NAMESPACE) -> None:
+        self.directory = directory
+        self._table = FeatureTable()
+        self._objects = NodeFeatureObjects(nfd_namespace=nfd_namespace)
+        self._files: dict[Path, _FileState] = {}
+        self._ready = False
+        self.errors: dict[str, str] = {}  # file (or the directory) -> why its last load failed
+        self.reloads = 0
+
+    @property
+    def table(self) -> FeatureTable:
+        return self._table
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def refresh(self) -> set[str]:
+        """Apply whatever changed on disk; returns the nodes whose features changed."""
+        try:
+            stamps = await asyncio.to_thread(_scan, self.directory)
+        except OSError as exc:
+            # The directory itself is gone or unreadable: keep serving what we have.
+            self.errors[str(self.directory)] = f"cannot list {self.directory}: {exc.strerror or exc}"
+            return set()
+        self.errors.pop(str(self.directory), None)
+        changed = [p for p, s in stamps.items() if p not in self._files or self._files[p].stamp != s]
+        removed = [p for p in self._files if p not in stamps]
+        ns = self._objects.nfd_namespace
+        loaded = await asyncio.to_thread(_load_many, changed, ns)
+        touched: set[str] = set()
+        for path in removed:
+            for key in self._files.pop(path).keys:
+                touched |= self._objects.delete(*key)
+            self.errors.pop(str(path), None)
+        for path, result in loaded.items():
+            if isinstance(result, str):
+                self.errors[str(path)] = result
+                # keep the previous objects; retry when the file changes again
+                state = self._files.setdefault(path, _FileState(stamps[path]))
+                state.stamp = stamps[path]
+                continue
+            touched |= self._replace(path, stamps[path], result)
+        for node in touched:
+            merged = self._objects.merged(node)
+            if merged is None:
+                self._table.remove_node(node)
+            else:
+                self._table.set_node(merged)
+        if changed or removed:
+            self.reloads += 1
+            log.info(
+                "node features: %d files changed, %d removed, %d nodes updated",
+                len(changed),
+                len(removed),
+                len(touched),
+            )
+        self._ready = True
+        return touched
+
+    def _replace(self, path: Path, stamp: Stamp, objs: list[ParsedNodeFeature]) -> set[str]:
+        mine = set(self._files[path].keys) if path in self._files else set()
+        owners = {k: p for p, st in self._files.items() if p != path for k in st.keys}
+        clash = next(((o.namespace, o.name) for o in objs if (o.namespace, o.name) in owners), None)
+        if clash is not None:
+            self.errors[str(path)] = (
+                f"{path}: NodeFeature {clash[0]}/{clash[1]} is already defined in {owners[clash]}"
+            )
+            return set()
+        self.errors.pop(str(path), None)
+        touched: set[str] = set()
+        new_keys = [(o.namespace, o.name) for o in objs]
+        for key in mine - set(new_keys):
+            touched |= self._objects.delete(*key)
+        for o in objs:
+            touched |= self._objects.upsert(o)
+        self._files[path] = _FileState(stamp, new_keys)
+        return touched
+
+
+def _load_many(paths: list[Path], nfd_namespace: str) -> dict[Path, list[ParsedNodeFeature] | str]:
+    out: dict[Path, list[ParsedNodeFeature] | str] = {}
+    for path in sorted(paths):
+        try:
+            out[path] = read_nodefeature_file(path, nfd_namespace)
+        except ExtenderError as exc:
+            out[path] = str(exc)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _SpecEntry:
+    path: Path
+    stamp: Stamp | None
+    spec: Spec | None
+    error: str
+
+
+def read_image_map(path: Path) -> dict[str, Path]:
+    """The ``images:`` mapping (blocking); spec paths are relative to the mapping file."""
+    docs = load_file(path)
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise ExtenderError(f"{path}: expected one mapping with an 'images' key")
+    images = docs[0].get("images")
+    if images is None:
+        images = {}
+    if not isinstance(images, dict):
+        raise ExtenderError(f"{path}: images: expected a mapping of image reference to spec file")
+    out: dict[str, Path] = {}
+    for ref, spec_path in images.items():
+        if not isinstance(ref, str) or not ref or not isinstance(spec_path, str) or not spec_path:
+            raise ExtenderError(f"{path}: images.{ref}: expected a non-empty image reference and file")
+        out[ref] = path.parent / spec_path
+    return out
+
+
+def _read_spec(path: Path, limits: SpecLimits | None) -> _SpecEntry:
+    stamp = _stamp(path)
+    try:
+        with path.open("rb") as fh:
+            data = fh.read((limits or SpecLimits()).max_bytes + 1)
+    except OSError as exc:
+        return _SpecEntry(path, stamp, None, f"cannot read spec file {path}: {exc.strerror or exc}")
+    try:
+        return _SpecEntry(path, stamp, parse_spec(data, limits=limits), "")
+    except ExtenderError as exc:
+        return _SpecEntry(path, stamp, None, f"spec file {path}: {exc}")
+
+
+class FileSpecs:
+    """image reference -> spec, from a mapping file and the spec files it names.
+
+    An image that is not in the mapping has no spec. An image whose spec file cannot be read or
+    parsed raises :class:`SpecLookupError` — the configured failure policy decides what that means
+    for the pod, exactly as for a registry that cannot be reached.
+    """
+
+    def __init__(self, mapping: Path, *, limits: SpecLimits | None = None) -> None:
+        self.mapping = mapping
+        self._limits = limits
+        self._stamp: Stamp | None = None
+        self._images: dict[str, Path] = {}
+        self._specs: dict[Path, _SpecEntry] = {}
+        self.errors: dict[str, str] = {}
+        self.reloads = 0
+
+    @property
+    def images(self) -> dict[str, Path]:
+        return dict(self._images)
+
+    async def lookup(self, image: str) -> Spec | None:
+        path = self._images.get(image)
+        if path is None:
+            return None
+        entry = self._specs.get(path)
+        if entry is None or entry.spec is None:
+            raise SpecLookupError(entry.error if entry else f"spec file {path} is not loaded yet")
+        return entry.spec
+
+    async def refresh(self) -> bool:
+        """Re-read the mapping and every spec file that changed; True when anything did."""
+        stamp = await asyncio.to_thread(_stamp, self.mapping)
+        changed = False
+        if stamp is None:
+            self.errors[str(self.mapping)] = f"cannot read image mapping {self.mapping}"
+        elif stamp != self._stamp:
+            try:
+                images = await asyncio.to_thread(read_image_map, self.mapping)
+            except ExtenderError as exc:
+                self.errors[str(self.mapping)] = str(exc)
+            else:
+                self.errors.pop(str(self.mapping), None)
+                self._images, changed = images, True
+            self._stamp = stamp
+        wanted = set(self._images.values())
+        stamps = await asyncio.to_thread(lambda: {p: _stamp(p) for p in wanted})
+        stale = [p for p in wanted if p not in self._specs or self._specs[p].stamp != stamps[p]]
+        if stale:
+            entries = await asyncio.to_thread(lambda: [_read_spec(p, self._limits) for p in stale])
+            for entry in entries:
+                self._specs[entry.path] = entry
+            changed = True
+        for p in [p for p in self._specs if p not in wanted]:
+            del self._specs[p]
+        for p, entry in self._specs.items():
+            if entry.error:
+                self.errors[str(p)] = entry.error
+            else:
+                self.errors.pop(str(p), None)
+        for key in [k for k in self.errors if k != str(self.mapping) and Path(k) not in self._specs]:
+            del self.errors[key]
+        if changed:
+            self.reloads += 1
+            log.info("image specs: %d images mapped, %d spec files", len(self._images), len(self._specs))
+        return changed
+
+
+async def poll(refresh: Callable[[], Awaitable[object]], interval: float, name: str) -> None:
+    """Call ``refresh`` every ``interval`` seconds until cancelled; errors are logged, never fatal."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await refresh()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a reload bug must not stop the reloads nor the server
+            log.exception("reloading %s failed", name)

@@ -1,0 +1,128 @@
+"""The config file and flags: documented defaults, strict keys and types, path resolution."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extender.cli import _parser, config_from_args
+from extender.config import Config, load_config, to_dict
+from extender.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "extender.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "extender.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_documented_file_spells_out_exactly_the_defaults() -> None:
+    loaded = load_config(EXAMPLE)
+    defaults = Config()
+    # every top-level key of the config appears in the documented file, and nothing else does
+    assert set(yaml.safe_load(EXAMPLE.read_text())) == set(to_dict(defaults))
+    # its paths point at the bundled examples, relative to the file ...
+    assert loaded.features.path.resolve() == ROOT / "examples" / "nodefeatures"
+    assert loaded.specs.images.resolve() == ROOT / "examples" / "images.yaml"
+    # ... and every other value is the code's default
+    same_paths = dataclasses.replace(
+        loaded,
+        features=dataclasses.replace(loaded.features, path=defaults.features.path),
+        specs=dataclasses.replace(loaded.specs, images=defaults.specs.images),
+    )
+    assert same_paths == defaults
+
+
+def test_no_file_means_defaults() -> None:
+    assert load_config(None) == Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        ("listen: {prot: 80}\n", "listen.prot", "unknown key"),
+        ("failurePolicy: fail\n", "failurePolicy", "expected one of Fail, Ignore"),
+        ("listen: {port: '80'}\n", "listen.port", "expected an integer, got str"),
+        ("listen: {port: 70000}\n", "listen.port", "out of range"),
+        ("debug: {enabled: yes please}\n", "debug.enabled", "expected true or false"),
+        ("detailLimit: 2.5\n", "detailLimit", "expected an integer, got float"),
+        ("debug: 3\n", "debug", "expected a mapping, got int"),
+        ("maxBodyBytes: true\n", "maxBodyBytes", "got bool"),
+        ("features: {path: 7}\n", "features.path", "expected a string"),
+        ("listen: {port: 9000}\ndebug: {port: 9000}\n", "debug.port", "must differ"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert err.value.key == key
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("- a\n- b\n", "expected a mapping at the top, got list"),
+        ("a: 1\n---\nb: 2\n", "expected one YAML document"),
+        ("a: &x 1\nb: *x\n", "aliases are not accepted"),
+        ("a: [\n", "did not find expected node content"),
+    ],
+)
+def test_bad_files(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="No such file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_empty_file_is_defaults(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "# nothing\n")) == Config()
+
+
+def test_paths_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    p = tmp_path / "sub" / "c.yaml"
+    p.write_text("features: {path: nf}\nspecs: {images: ../m.yaml}\n")
+    c = load_config(p)
+    assert c.features.path == tmp_path / "sub" / "nf"
+    assert c.specs.images == tmp_path / "sub" / ".." / "m.yaml"
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "listen: {port: 9000, host: 0.0.0.0}\nfailurePolicy: Ignore\n")
+    args = _parser().parse_args(
+        [
+            "serve",
+            "--config",
+            str(cfg),
+            "--port",
+            "9100",
+            "--no-debug",
+            "--features",
+            "x",
+            "--reload-seconds",
+            "0",
+        ]
+    )
+    c = config_from_args(args)
+    assert c.listen == type(c.listen)(host="0.0.0.0", port=9100)
+    assert c.failurePolicy == "Ignore"
+    assert c.debug.enabled is False
+    assert c.features.path == (Path.cwd() / "x").resolve()  # flags: relative to the working directory
+    assert c.features.reloadSeconds == 0 and c.specs.reloadSeconds == 0
+
+
+def test_flag_values_are_validated_like_the_file() -> None:
+    args = _parser().parse_args(["serve", "--port", "-1"])
+    with pytest.raises(ConfigError) as err:
+        config_from_args(args)
+    assert err.value.key == "listen.port"

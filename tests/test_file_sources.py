@@ -1,0 +1,282 @@
+"""The file sources: NodeFeature directories and image->spec mappings, reloaded on change, never
+losing the last good state to a broken file; single-flight lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from extender.sources.base import SpecLookupError
+from extender.sources.files import FileFeatures, FileSpecs, poll
+from extender.sources.specs import SharedLookups, SingleFlight
+from extender.spec.model import Spec
+
+SPEC_A = b"""version: v1alpha1
+compatibilities:
+- rules:
+  - name: vfio
+    matchFeatures:
+    - feature: kernel.loadedmodule
+      matchExpressions: {vfio-pci: {op: Exists}}
+"""
+SPEC_B = SPEC_A.replace(b"vfio-pci", b"nvidia")
+
+
+def nf(
+    name: str, node: str, modules: list[str], namespace: str | None = "node-feature-discovery"
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {"nfd.node.kubernetes.io/node-name": node}}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return {
+        "apiVersion": "nfd.k8s-sigs.io/v1alpha1",
+        "kind": "NodeFeature",
+        "metadata": meta,
+        "spec": {"features": {"flags": {"kernel.loadedmodule": {"elements": {m: {} for m in modules}}}}},
+    }
+
+
+_tick = [1_700_000_000_000_000_000]
+
+
+def put(path: Path, data: bytes | str) -> None:
+    """Write and give the file a fresh, strictly increasing mtime (file systems with coarse
+    timestamps would otherwise hide a rewrite of the same size)."""
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    _tick[0] += 1_000_000_000
+    os.utime(path, ns=(_tick[0], _tick[0]))
+
+
+def modules(source: FileFeatures, node: str) -> set[str]:
+    f = source.table.node_features(node)
+    assert f is not None
+    return set(f.flags.get("kernel.loadedmodule", ()))
+
+
+async def test_directory_load_update_remove(tmp_path: Path) -> None:
+    put(
+        tmp_path / "a.yaml",
+        yaml.safe_dump_all([nf("a", "node-a", ["vfio-pci"]), nf("a-extra", "node-a", ["kvm"])]),
+    )
+    put(
+        tmp_path / "b.json",
+        orjson.dumps({"kind": "List", "items": [nf("b", "node-b", ["nvidia"], namespace=None)]}),
+    )
+    put(tmp_path / "notes.txt", "not a data file")
+    put(tmp_path / ".a.yaml.swp", "editor temporary")
+    src = FileFeatures(tmp_path)
+    ready_before = src.ready
+    assert await src.refresh() == {"node-a", "node-b"}
+    assert not ready_before
+    assert src.ready and src.errors == {}
+    assert modules(src, "node-a") == {"vfio-pci", "kvm"}  # two objects of one node, merged
+    assert modules(src, "node-b") == {"nvidia"}  # namespace defaulted, list unpacked
+    gen = src.table.generation
+
+    assert await src.refresh() == set()  # nothing changed on disk: nothing touched
+    assert src.table.generation == gen
+
+    put(tmp_path / "a.yaml", yaml.safe_dump(nf("a", "node-a", ["vfio-pci", "i40e"])))  # a-extra dropped
+    assert await src.refresh() == {"node-a"}
+    assert modules(src, "node-a") == {"vfio-pci", "i40e"}
+    assert src.table.generation > gen
+
+    (tmp_path / "b.json").unlink()
+    assert await src.refresh() == {"node-b"}
+    assert "node-b" not in src.table
+
+
+@pytest.mark.parametrize(
+    ("broken", "fragment"),
+    [
+        ("a: [\n", "did not find expected node content"),
+        ("a: &x [1]\nb: *x\n", "aliases are not accepted"),
+        (
+            yaml.safe_dump({"kind": "NodeFeature", "metadata": {"name": "a"}, "spec": {}}),
+            "missing or empty label",
+        ),
+        (yaml.safe_dump(nf("", "node-a", [])), "metadata.name: required"),
+        ("just a string\n", "expected an object"),
+    ],
+)
+async def test_a_broken_file_keeps_the_last_good_objects(tmp_path: Path, broken: str, fragment: str) -> None:
+    put(tmp_path / "a.yaml", yaml.safe_dump(nf("a", "node-a", ["vfio-pci"])))
+    src = FileFeatures(tmp_path)
+    await src.refresh()
+    put(tmp_path / "a.yaml", broken)
+    assert await src.refresh() == set()
+    assert modules(src, "node-a") == {"vfio-pci"}  # nothing lost
+    (where, why), *_ = src.errors.items()
+    assert where.endswith("a.yaml") and fragment in why
+    put(tmp_path / "a.yaml", yaml.safe_dump(nf("a", "node-a", ["nvidia"])))
+    assert await src.refresh() == {"node-a"}
+    assert modules(src, "node-a") == {"nvidia"} and src.errors == {}
+
+
+async def test_a_broken_file_at_startup_is_reported_and_the_rest_loads(tmp_path: Path) -> None:
+    put(tmp_path / "a.yaml", yaml.safe_dump(nf("a", "node-a", ["vfio-pci"])))
+    put(tmp_path / "b.yaml", "{{{{")
+    src = FileFeatures(tmp_path)
+    await src.refresh()
+    assert src.ready and "node-a" in src.table and len(src.table) == 1
+    assert list(src.errors) == [str(tmp_path / "b.yaml")]
+    (tmp_path / "b.yaml").unlink()
+    await src.refresh()
+    assert src.errors == {}
+
+
+async def test_the_same_object_in_two_files_is_refused(tmp_path: Path) -> None:
+    put(tmp_path / "a.yaml", yaml.safe_dump(nf("a", "node-a", ["vfio-pci"])))
+    put(tmp_path / "b.yaml", yaml.safe_dump(nf("a", "node-a", ["nvidia"])))
+    src = FileFeatures(tmp_path)
+    await src.refresh()
+    assert modules(src, "node-a") == {"vfio-pci"}
+    assert "already defined in" in src.errors[str(tmp_path / "b.yaml")]
+
+
+async def test_an_unreadable_directory_keeps_the_table(tmp_path: Path) -> None:
+    d = tmp_path / "nf"
+    d.mkdir()
+    put(d / "a.yaml", yaml.safe_dump(nf("a", "node-a", ["vfio-pci"])))
+    src = FileFeatures(d)
+    await src.refresh()
+    (d / "a.yaml").unlink()
+    d.rmdir()
+    assert await src.refresh() == set()
+    assert "node-a" in src.table
+    assert "cannot list" in src.errors[str(d)]
+
+
+async def test_spec_mapping(tmp_path: Path) -> None:
+    put(tmp_path / "a.yaml", SPEC_A)
+    put(tmp_path / "bad.yaml", b"version: v1alpha1\ncompatibilities: 3\n")
+    put(
+        tmp_path / "images.yaml",
+        "images:\n  reg/a:1: a.yaml\n  reg/bad:1: bad.yaml\n  reg/gone:1: gone.yaml\n",
+    )
+    src = FileSpecs(tmp_path / "images.yaml")
+    assert await src.refresh()
+    spec = await src.lookup("reg/a:1")
+    assert isinstance(spec, Spec) and spec.compatibilities[0].rules[0].name == "vfio"
+    assert await src.lookup("reg/other:1") is None  # not mapped: no spec, not an error
+    with pytest.raises(SpecLookupError, match=r"bad\.yaml: compatibilities"):
+        await src.lookup("reg/bad:1")
+    with pytest.raises(SpecLookupError, match="cannot read spec file"):
+        await src.lookup("reg/gone:1")
+    assert set(src.errors) == {str(tmp_path / "bad.yaml"), str(tmp_path / "gone.yaml")}
+
+    assert not await src.refresh()  # unchanged
+    put(tmp_path / "a.yaml", SPEC_B)
+    put(tmp_path / "gone.yaml", SPEC_A)
+    assert await src.refresh()
+    changed = await src.lookup("reg/a:1")
+    assert changed is not None and changed.digest != spec.digest
+    assert await src.lookup("reg/gone:1") is not None
+    assert set(src.errors) == {str(tmp_path / "bad.yaml")}
+
+    put(tmp_path / "images.yaml", "images: {'reg/a:1': a.yaml}\n")
+    await src.refresh()
+    assert await src.lookup("reg/bad:1") is None and src.errors == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("images: [a, b]\n", "expected a mapping of image reference"),
+        ("images: {'reg/a:1': ''}\n", "expected a non-empty image reference"),
+        ("- 1\n", "expected one mapping"),
+        ("images: {\n", "expected"),
+    ],
+)
+async def test_a_broken_mapping_keeps_the_previous_one(tmp_path: Path, text: str, fragment: str) -> None:
+    put(tmp_path / "a.yaml", SPEC_A)
+    put(tmp_path / "images.yaml", "images:\n  reg/a:1: a.yaml\n")
+    src = FileSpecs(tmp_path / "images.yaml")
+    await src.refresh()
+    put(tmp_path / "images.yaml", text)
+    await src.refresh()
+    assert await src.lookup("reg/a:1") is not None
+    assert fragment in src.errors[str(tmp_path / "images.yaml")]
+
+
+async def test_poll_survives_a_failing_refresh(caplog: pytest.LogCaptureFixture) -> None:
+    calls = 0
+    done = asyncio.Event()
+
+    async def refresh() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("disk on fire")
+        if calls == 3:
+            done.set()
+
+    task = asyncio.create_task(poll(refresh, 0.001, "test"))
+    await asyncio.wait_for(done.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "reloading test failed" in caplog.text and "disk on fire" in caplog.text
+
+
+class SlowSource:
+    def __init__(self, result: Spec | Exception | None) -> None:
+        self.result = result
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def lookup(self, image: str) -> Spec | None:
+        self.calls += 1
+        await self.release.wait()
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+async def test_concurrent_lookups_share_one() -> None:
+    inner = SlowSource(None)
+    shared = SharedLookups(inner)
+    waiters = [asyncio.create_task(shared.lookup("reg/a:1")) for _ in range(20)]
+    other = asyncio.create_task(shared.lookup("reg/b:1"))
+    await asyncio.sleep(0)
+    inner.release.set()
+    assert await asyncio.gather(*waiters, other) == [None] * 21
+    assert inner.calls == 2  # one per distinct image
+    assert shared.flight.joined == 19 and len(shared.flight) == 0
+    assert shared.counts.no_spec == 21
+    inner.release.clear()
+    again = asyncio.create_task(shared.lookup("reg/a:1"))  # finished lookups are not reused
+    await asyncio.sleep(0)
+    inner.release.set()
+    await again
+    assert inner.calls == 3
+
+
+async def test_a_caller_giving_up_does_not_cancel_the_shared_lookup() -> None:
+    inner = SlowSource(None)
+    flight: SingleFlight[str, Spec | None] = SingleFlight()
+    first = asyncio.create_task(flight.do("k", lambda: inner.lookup("k")))
+    second = asyncio.create_task(flight.do("k", lambda: inner.lookup("k")))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    inner.release.set()
+    assert await second is None
+    assert first.cancelled() and inner.calls == 1
+
+
+async def test_a_failed_lookup_fails_every_waiter() -> None:
+    inner = SlowSource(SpecLookupError("registry answered 503"))
+    shared = SharedLookups(inner)
+    waiters = [asyncio.create_task(shared.lookup("reg/a:1")) for _ in range(5)]
+    await asyncio.sleep(0)
+    inner.release.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, SpecLookupError) and "503" in str(r) for r in results)
+    assert inner.calls == 1 and shared.counts.error == 5
