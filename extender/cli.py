@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +102,13 @@ def settings_from(config: Config) -> AppSettings:
 
 
 async def serve(
-    config: Config, *, stop: asyncio.Event | None = None, started: asyncio.Event | None = None
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[list[str]], None] | None = None,
 ) -> None:
-    """Load the sources, start the listener(s), reload files until ``stop`` (or SIGTERM/SIGINT)."""
+    """Load the sources, start the listener(s), reload files until ``stop`` (or SIGTERM/SIGINT).
+    ``on_listening`` gets the base URLs (main listener first) once they accept connections."""
     from aiohttp import web  # the pure commands (check-spec) do not need the server stack
 
     if not config.features.path.is_dir():
@@ -137,17 +141,19 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     pollers: list[asyncio.Task[None]] = []
+    urls: list[str] = []
     try:
         for runner, (host, port) in zip(runners, addresses, strict=True):
             await runner.setup()
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-            log.info("listening on %s", site.name)
+            await web.TCPSite(runner, host, port).start()
+            bound_host, bound_port = runner.addresses[0][:2]
+            urls.append(f"http://{bound_host}:{bound_port}")
+            log.info("listening on %s%s", urls[-1], " (debug endpoints)" if len(urls) > 1 else "")
         log.info(
             "%d nodes, %d images with specs; debug endpoints %s",
             len(features.table),
             len(files.images),
-            "off" if not config.debug.enabled else f"on {addresses[-1][0]}:{addresses[-1][1]}",
+            "off" if not config.debug.enabled else f"on {urls[-1]}",
         )
         if config.features.reloadSeconds:
             pollers.append(
@@ -155,8 +161,8 @@ async def serve(
             )
         if config.specs.reloadSeconds:
             pollers.append(asyncio.create_task(poll(files.refresh, config.specs.reloadSeconds, "specs")))
-        if started is not None:
-            started.set()
+        if on_listening is not None:
+            on_listening(urls)
         await stop.wait()
         log.info("stopping: draining in-flight requests")
     finally:
