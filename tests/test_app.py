@@ -145,3 +145,55 @@ async def test_not_ready_until_synced() -> None:
 
     async with TestClient(TestServer(build_app(Syncing(TABLE), SPECS))) as c:
         assert (await c.get("/readyz")).status == 503
+
+
+NVIDIA = S(
+    CompatibilitySet(
+        rules=(R(T("kernel.loadedmodule", {"nvidia": X("Exists")}), name="nv"),), weight=2, tag="gpu"
+    ),
+    CompatibilitySet(
+        rules=(R(T("kernel.loadedmodule", {"vfio-pci": X("Exists")}), name="vf"),), weight=6, tag="vm"
+    ),
+)
+
+
+async def test_multi_container_pod_tags_weights_and_prefix() -> None:
+    specs = StaticSpecs({"registry.local/dpdk:1": VFIO, "registry.local/gpu:1": NVIDIA})
+    table = FeatureTable.from_features(
+        [
+            node("node-a", flags={"kernel.loadedmodule": ["vfio-pci"]}),
+            node("node-b", flags={"kernel.loadedmodule": ["nvidia"]}),
+            node("node-ab", flags={"kernel.loadedmodule": ["nvidia", "vfio-pci"]}),
+        ]
+    )
+    settings = AppSettings(prefix="/compat/", missing_features="pass")
+    async with TestClient(TestServer(build_app(StaticFeatures(table), specs, settings))) as c:
+        names = ["node-a", "node-b", "node-ab", "node-new"]
+        p = pod("registry.local/gpu:1")
+        p["spec"]["initContainers"] = [{"name": "init", "image": "registry.local/dpdk:1"}]
+        # the init container needs vfio-pci, the main one nvidia or vfio-pci: both images must fit
+        status, out = await post(c, "/compat/filter", {"Pod": p, "NodeNames": names})
+        assert status == 200 and out["NodeNames"] == ["node-a", "node-ab", "node-new"]  # node-new: pass
+        assert out["FailedAndUnresolvableNodes"]["node-b"].startswith("image registry.local/dpdk:1: set #0")
+        # weights add up over images: node-a 3 (dpdk) + 6 (gpu, vm set) = 9, node-ab 3 + 6 = 9
+        status, out = await post(c, "/compat/prioritize", {"Pod": p, "NodeNames": names})
+        assert out == [
+            {"Host": "node-a", "Score": 10},
+            {"Host": "node-b", "Score": 0},
+            {"Host": "node-ab", "Score": 10},
+            {"Host": "node-new", "Score": 0},
+        ]
+        # tag "gpu" keeps only the weight-2 nvidia set of the gpu image: node-a no longer fits it
+        tagged = pod("registry.local/gpu:1", annotations={"compat-extender.nfd.io/tags": "gpu"})
+        status, out = await post(c, "/compat/filter", {"Pod": tagged, "NodeNames": names})
+        assert out["NodeNames"] == ["node-b", "node-ab", "node-new"]
+        assert "set #0 (tag gpu): rule 'nv'" in out["FailedAndUnresolvableNodes"]["node-a"]
+        assert (await c.post("/filter", data=b"{}")).status == 404  # only under the prefix
+
+
+async def test_prioritize_with_full_nodes(client: TestClient[Any, Any]) -> None:
+    args = dict(CAPTURE, Pod=pod("registry.local/dpdk:1"))
+    status, out = await post(client, "/prioritize", args)
+    names = [i["metadata"]["name"] for i in CAPTURE["Nodes"]["items"]]
+    assert status == 200 and [h["Host"] for h in out] == names
+    assert {h["Host"]: h["Score"] for h in out}["node-a"] == 10
