@@ -170,6 +170,7 @@ async def test_spec_mapping(tmp_path: Path) -> None:
     with pytest.raises(SpecLookupError, match="cannot read spec file"):
         await src.lookup("reg/gone:1")
     assert set(src.errors) == {str(tmp_path / "bad.yaml"), str(tmp_path / "gone.yaml")}
+    assert await src.lookup("docker.io/reg/a:1") is spec  # normalised on both sides
 
     assert not await src.refresh()  # unchanged
     put(tmp_path / "a.yaml", SPEC_B)
@@ -192,6 +193,10 @@ async def test_spec_mapping(tmp_path: Path) -> None:
         ("images: {'reg/a:1': ''}\n", "expected a non-empty image reference"),
         ("- 1\n", "expected one mapping"),
         ("images: {\n", "expected"),
+        (
+            "images: {'nginx': a.yaml, 'docker.io/library/nginx:latest': a.yaml}\n",
+            "the same image as another",
+        ),
     ],
 )
 async def test_a_broken_mapping_keeps_the_previous_one(tmp_path: Path, text: str, fragment: str) -> None:

@@ -8,6 +8,8 @@ cluster or a registry.
       images:
         registry.example.com/ml/cuda-train:12.4: specs/cuda-train.yaml
 
+  References are normalised on both sides (``nginx`` is ``docker.io/library/nginx:latest``).
+
 Both re-read what changed (by modification time and size) when :meth:`refresh` runs, which
 :func:`poll` does every few seconds. Reading and decoding happen in a worker thread; only the
 resulting table update runs on the event loop. A file that fails to load keeps its previous
@@ -30,6 +32,7 @@ from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, ParsedNodeFeatu
 from extender.features.objects import NodeFeatureObjects, ObjectKey
 from extender.match.table import FeatureTable
 from extender.sources.base import SpecLookupError
+from extender.sources.registry.reference import normalise
 from extender.spec.model import Spec
 from extender.spec.parse import SpecLimits, parse_spec
 from extender.yamlfile import load_file
@@ -206,7 +209,10 @@ def read_image_map(path: Path) -> dict[str, Path]:
     for ref, spec_path in images.items():
         if not isinstance(ref, str) or not ref or not isinstance(spec_path, str) or not spec_path:
             raise ExtenderError(f"{path}: images.{ref}: expected a non-empty image reference and file")
-        out[ref] = path.parent / spec_path
+        key = normalise(ref)
+        if key in out:
+            raise ExtenderError(f"{path}: images.{ref}: the same image as another entry ({key})")
+        out[key] = path.parent / spec_path
     return out
 
 
@@ -242,10 +248,11 @@ class FileSpecs:
 
     @property
     def images(self) -> dict[str, Path]:
+        """Normalised image reference -> spec file."""
         return dict(self._images)
 
     async def lookup(self, image: str) -> Spec | None:
-        path = self._images.get(image)
+        path = self._images.get(normalise(image))
         if path is None:
             return None
         entry = self._specs.get(path)
