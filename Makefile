@@ -24,6 +24,13 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The extender on the bundled examples (no cluster, no registry): http://127.0.0.1:8888
+run: $(STAMP)
+	@echo "compat-extender: serving examples/ on http://127.0.0.1:8888 (Ctrl-C stops). Try:"
+	@echo "  curl -s -X POST http://127.0.0.1:8888/filter -H 'Content-Type: application/json' -d @examples/requests/filter-dpdk.json"
+	@echo "  curl -s 'http://127.0.0.1:8888/debug/explain?image=registry.example.com/telco/dpdk-app:23.11&node=gpu-h100-01&format=text'"
+	$(BIN)/compat-extender serve --config config/extender.yaml
+
 bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(BIN)/python -m benchmarks.matcher --json benchmarks/results/matcher.json | tee benchmarks/results/matcher.md

@@ -178,7 +178,7 @@ def _term_lines(t: TermAccount, indent: str) -> list[str]:
 
 def _first_failure(s: SetAccount) -> str:
     if s.error:
-        return s.error
+        return f"evaluation error in {s.error}"
     for r in s.rules:
         if r.status == MATCHED:
             continue
