@@ -126,7 +126,9 @@ def test_evaluation_error_fails_the_set_and_says_so() -> None:
     spec = S([R(T("kernel.version", {"full": X("Gt", "5.4", type="version")}), name="kernel")])
     table = FeatureTable.from_features([node("rhel", attrs={"kernel.version": {"full": "5.14.0-427.el9_4"}})])
     d = decide([ImageSpec("img", spec)], table, ["rhel"])
-    assert d.failed == {"rhel": "image img: set #0: evaluation error in rule 'kernel': not a version '5.14.0-427.el9_4'"}
+    assert d.failed == {
+        "rhel": "image img: set #0: evaluation error in rule 'kernel': not a version '5.14.0-427.el9_4'"
+    }
 
 
 def test_detail_limit_bounds_explanations() -> None:

@@ -83,7 +83,10 @@ def test_error_is_explained() -> None:
     nf = node(attrs={"kernel.version": {"full": "5.14.0-427.13.1.el9_4.x86_64"}})
     account = explain(spec, nf)
     assert account.sets[0].status == "error"
-    assert account.summary() == "set #0: evaluation error in rule 'kernel': not a version '5.14.0-427.13.1.el9_4.x86_64'"
+    assert (
+        account.summary()
+        == "set #0: evaluation error in rule 'kernel': not a version '5.14.0-427.13.1.el9_4.x86_64'"
+    )
     expr = account.sets[0].rules[0].match_features[0].expressions[0]
     assert expr.status == "error" and expr.found == "value '5.14.0-427.13.1.el9_4.x86_64'"
     text = account.render_text()

@@ -32,6 +32,9 @@ class NodeFeatureObjects:
     def nodes(self) -> Iterator[str]:
         return iter(self._by_node)
 
+    def object_keys(self) -> list[ObjectKey]:
+        return list(self._objects)
+
     def get(self, namespace: str, name: str) -> ParsedNodeFeature | None:
         return self._objects.get((namespace, name))
 

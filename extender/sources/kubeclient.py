@@ -1,0 +1,154 @@
+"""The Kubernetes API over HTTP, for :mod:`extender.sources.kube`: paged lists and watch streams.
+
+Authentication, TLS and the API server address come from kubernetes-asyncio's configuration
+(in-cluster service account, or a kubeconfig); requests go through its ``ApiClient`` with the body
+left unread, so watch streams are parsed here, line by line, with a bound on the line length and a
+clear error when a stream is cut in the middle of an event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+
+from extender.sources.kube import Gone, KubeError, ListResult, WatchEvent
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_BYTES = 16 << 20
+
+
+async def make_api_client(kubeconfig: str = "") -> k8s.ApiClient:
+    """In-cluster configuration when running in a pod (and no kubeconfig is named), else the
+    kubeconfig (``$KUBECONFIG`` or ``~/.kube/config`` when ``kubeconfig`` is empty)."""
+    configuration = k8s.Configuration()
+    if not kubeconfig:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return k8s.ApiClient(configuration=configuration)
+        except k8s_config.ConfigException:
+            pass
+    await k8s_config.load_kube_config(config_file=kubeconfig or None, client_configuration=configuration)
+    return k8s.ApiClient(configuration=configuration)
+
+
+def _status_error(path: str, status: int, body: bytes) -> KubeError:
+    try:
+        doc = orjson.loads(body)
+        message = doc.get("message", "") if isinstance(doc, dict) else ""
+    except orjson.JSONDecodeError:
+        message = body[:200].decode("utf-8", "replace")
+    if status == 410:
+        return Gone(message or "resourceVersion too old")
+    return KubeError(f"GET {path}: {status} {message}".rstrip(), status)
+
+
+class ApiClientTransport:
+    def __init__(
+        self,
+        api: k8s.ApiClient,
+        *,
+        page_size: int = 500,
+        watch_seconds: int = 300,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.api = api
+        self.page_size = page_size
+        self.watch_seconds = watch_seconds
+        self.request_timeout = request_timeout
+
+    async def _get(self, path: str, query: list[tuple[str, Any]], timeout: aiohttp.ClientTimeout) -> Any:
+        try:
+            return await self.api.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except aiohttp.ClientError as exc:
+            raise KubeError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+
+    async def list(self, path: str) -> ListResult:
+        items: list[dict[str, Any]] = []
+        token = ""
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        while True:
+            query: list[tuple[str, Any]] = [("limit", self.page_size)]
+            if token:
+                query.append(("continue", token))
+            resp = await self._get(path, query, timeout)
+            try:
+                body = await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise KubeError(f"GET {path}: reading the list: {exc}") from exc
+            finally:
+                resp.release()
+            if resp.status != 200:
+                raise _status_error(path, resp.status, body)
+            try:
+                doc = orjson.loads(body)
+                page = doc["items"] or []
+                meta = doc.get("metadata") or {}
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise KubeError(f"GET {path}: not a list: {exc}") from exc
+            if not isinstance(page, list):
+                raise KubeError(f"GET {path}: items is not a list")
+            items.extend(i for i in page if isinstance(i, dict))
+            token = meta.get("continue") or ""
+            if not token:
+                return ListResult(items, str(meta.get("resourceVersion", "")))
+
+    async def watch(self, path: str, resource_version: str) -> AsyncIterator[WatchEvent]:
+        query: list[tuple[str, Any]] = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", self.watch_seconds),
+        ]
+        # no total timeout: a watch is long-lived; a silent connection is cut after sock_read
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.request_timeout, sock_read=self.watch_seconds + 30
+        )
+        resp = await self._get(path, query, timeout)
+        try:
+            if resp.status != 200:
+                raise _status_error(path, resp.status, await resp.read())
+            buffer = b""
+            try:
+                async for chunk in resp.content.iter_any():
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    if len(buffer) > MAX_EVENT_BYTES:
+                        raise KubeError(f"watch {path}: an event over {MAX_EVENT_BYTES} bytes")
+                    for line in lines:
+                        if line.strip():
+                            yield _event(path, line)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise KubeError(f"watch {path}: stream broken: {type(exc).__name__}: {exc}") from exc
+            if buffer.strip():
+                raise KubeError(f"watch {path}: stream cut in the middle of an event ({len(buffer)} bytes)")
+        finally:
+            resp.release()
+
+
+def _event(path: str, line: bytes) -> WatchEvent:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise KubeError(f"watch {path}: undecodable event: {exc}") from exc
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("type"), str)
+        or not isinstance(doc.get("object"), dict)
+    ):
+        raise KubeError(f"watch {path}: not a watch event: {line[:200]!r}")
+    return WatchEvent(type=doc["type"], object=doc["object"])
