@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from extender.errors import SpecError, SpecLimitError
 from extender.spec import yamlgo
+from extender.spec.parse import parse_spec
 from extender.spec.yamlgo import (
     Kind,
     Mapping,
@@ -402,8 +403,9 @@ def test_aliases_count_the_depth_they_expand_to(limit_error: LimitError) -> None
 @pytest.mark.parametrize(
     "data",
     [
-        b"[" * 10_000 + b"]" * 10_000,
-        b"{a: " * 10_000 + b"1" + b"}" * 10_000,
+        # under libyaml's own flow limit (1,000 levels since PyYAML 6.0.4), so ours must trigger
+        b"[" * 900 + b"]" * 900,
+        b"{a: " * 900 + b"1" + b"}" * 900,
         b"- " * 10_000 + b"x",
         b"".join(b" " * i + b"k:\n" for i in range(1_000)),
     ],
@@ -411,6 +413,13 @@ def test_aliases_count_the_depth_they_expand_to(limit_error: LimitError) -> None
 )
 def test_deep_nesting_fails_on_depth(limit_error: LimitError, data: bytes) -> None:
     limit_error(data, "nesting deeper than 64 levels", max_events=2 * 64 + 16)  # key + start per level
+
+
+@pytest.mark.parametrize("data", [b"[" * 10_000 + b"]" * 10_000, b"{a: " * 10_000 + b"1" + b"}" * 10_000])
+def test_very_deep_flow_nesting_is_a_clear_error(data: bytes) -> None:
+    # whichever limit sees it first (ours at 64 levels, or libyaml's at 1,000), it is a SpecError
+    with pytest.raises(SpecError, match="nesting"):
+        parse_spec(data)
 
 
 def test_wide_documents_fail_on_the_node_limit(limit_error: LimitError) -> None:
