@@ -34,6 +34,7 @@ run: $(STAMP)
 bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(BIN)/python -m benchmarks.matcher --json benchmarks/results/matcher.json | tee benchmarks/results/matcher.md
+	$(BIN)/python -m benchmarks.http --json benchmarks/results/http.json | tee benchmarks/results/http.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -16,17 +16,22 @@ The rules (issue 3, and KEP-2403's reading of NFD, which defines no verdict of i
 
 Detailed reasons (the first failing expression and the value found) come from :func:`explain`; each
 costs one reference walk, so only the first ``detail_limit`` failing nodes of a call get one and the
-rest get the short form, which also groups better in the scheduler's event message.
+rest get the short form, which also groups better in the scheduler's event message. A node's reason
+is memoised until its features or the spec change, so a steady stream of calls does not pay the walks
+again. Everything else is whole-array work: per-node Python runs only for the failing nodes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
+from extender.features.nodefeature import NodeFeatures
 from extender.match.evaluate import evaluate
 from extender.match.explain import explain
 from extender.match.result import Status
@@ -36,6 +41,9 @@ from extender.spec.model import Spec
 TAGS_ANNOTATION = "compat-extender.nfd.io/tags"
 FAILURE_POLICY_ANNOTATION = "compat-extender.nfd.io/failure-policy"
 MAX_SCORE = 10
+#: The reason of a failing node without NodeFeature (always this very string).
+NO_FEATURES_REASON = "node has no NodeFeature: its features are unknown"
+_SHORT_REASON = "no compatibility set matched (see /debug/explain)"
 
 MissingFeatures = Literal["fail", "pass"]
 
@@ -118,6 +126,29 @@ def pod_failure_policy(pod: Mapping[str, Any], default: str) -> str:
     return default
 
 
+# Explanations cost one reference walk each (~1 ms with a real spec), far more than the rest of a call;
+# their text depends only on the spec, the tag selection, the node's name and its features. So they
+# are memoised per (spec digest, tags, node) and reused while the node's NodeFeatures object (which
+# the table replaces, never mutates, on an update) and the Spec object are the same ones.
+_EXPLAIN_CACHE_ENTRIES = 16384
+_ExplainKey = tuple[str, frozenset[str] | None, str]
+_explained: dict[_ExplainKey, tuple[Spec, NodeFeatures | None, str]] = {}
+
+
+def _why(spec: Spec, table: FeatureTable, name: str, tags: frozenset[str] | None) -> str:
+    """``explain(...).summary()`` for one node, memoised."""
+    nf = table.node_features(name)
+    key: _ExplainKey = (spec.digest, tags, name)
+    hit = _explained.get(key)
+    if hit is not None and hit[0] is spec and hit[1] is nf:
+        return hit[2]
+    why = explain(spec, nf, node=name, tags=tags).summary()
+    if hit is None and len(_explained) >= _EXPLAIN_CACHE_ENTRIES:
+        _explained.pop(next(iter(_explained)), None)  # oldest first; a dict keeps insertion order
+    _explained[key] = (spec, nf, why)
+    return why
+
+
 def decide(
     images: Sequence[ImageSpec],
     table: FeatureTable,
@@ -133,42 +164,56 @@ def decide(
         return Decision(passed=names, scores=dict.fromkeys(names, 0))
     ok = np.ones(len(names), dtype=np.bool_)
     raw = np.zeros(len(names), dtype=np.int64)
-    first_bad: list[int] = [-1] * len(names)  # index into images of the first incompatible image
+    first_bad = np.full(len(names), -1, dtype=np.intp)  # index into images of the first incompatible image
     known = np.ones(len(names), dtype=np.bool_)
     for i, item in enumerate(images):
         result = evaluate(item.spec, table, names, tags=tags)
         known = result.known
         matched = result.status == Status.MATCHED
-        compatible = matched.any(axis=1)
-        weights = np.array([item.spec.compatibilities[j].weight for j in result.set_indexes], dtype=np.int64)
-        if len(weights):
-            best = np.where(matched, weights[np.newaxis, :], np.iinfo(np.int64).min).max(axis=1)
-            raw += np.where(compatible, np.maximum(best, 0), 0)
-        for row in np.flatnonzero(~compatible & ok).tolist():
-            first_bad[row] = i
+        # Column by column (a spec has a handful of sets): row-wise reductions over so few columns
+        # cost more than the few whole-column operations.
+        compatible = np.zeros(len(names), dtype=np.bool_)
+        best = np.zeros(len(names), dtype=np.int64)  # the best positive weight among matching sets
+        for col, j in enumerate(result.set_indexes):
+            column = matched[:, col]
+            compatible |= column
+            weight = item.spec.compatibilities[j].weight
+            if weight > 0:
+                np.maximum(best, np.where(column, np.int64(weight), np.int64(0)), out=best)
+        raw += best
+        first_bad[~compatible & ok] = i
         ok &= compatible
     if missing_features == "pass":
         ok |= ~known
-    decision = Decision()
-    details = 0
-    for row, name in enumerate(names):
-        if ok[row]:
-            decision.passed.append(name)
-            continue
-        if not known[row]:
-            decision.failed[name] = "node has no NodeFeature: its features are unknown"
-            continue
-        item = images[first_bad[row]]
-        if details < detail_limit:
-            details += 1
-            why = explain(item.spec, table.node_features(name), node=name, tags=tags).summary()
-        else:
-            why = "no compatibility set matched (see /debug/explain)"
-        decision.failed[name] = f"image {item.image}: {why}"
-    best_raw = int(raw[ok].max()) if ok.any() else 0
-    for row, name in enumerate(names):
-        score = 0
-        if ok[row] and best_raw > 0:
-            score = (2 * MAX_SCORE * int(raw[row]) + best_raw) // (2 * best_raw)  # rounded half up
-        decision.scores[name] = score
+    # Whole-array work from here on: Python only touches the failing nodes, one C-level pass each.
+    decision = Decision(passed=list(compress(names, ok.tolist())))
+    bad_rows = np.flatnonzero(~ok)
+    bad_known = known[bad_rows]
+    rows = bad_rows.tolist()
+    # the reason of a failing node: short form of its first incompatible image, or "unknown" (last)
+    codes = np.where(bad_known, first_bad[bad_rows], len(images)).tolist()
+    short = [f"image {item.image}: {_SHORT_REASON}" for item in images]
+    short.append(NO_FEATURES_REASON)
+    reasons = list(map(short.__getitem__, codes))
+    if detail_limit > 0:  # the first detail_limit failing nodes that have features get the details
+        for k in np.flatnonzero(bad_known)[:detail_limit].tolist():
+            item = images[codes[k]]
+            reasons[k] = f"image {item.image}: {_why(item.spec, table, names[rows[k]], tags)}"
+    decision.failed = dict(zip(map(names.__getitem__, rows), reasons, strict=True))
+    decision.scores = dict(zip(names, _scores(ok, raw), strict=True))
     return decision
+
+
+def _scores(ok: npt.NDArray[np.bool_], raw: npt.NDArray[np.int64]) -> list[int]:
+    """Per node: ``raw`` scaled so the best passing node gets MAX_SCORE, rounded half up; failing
+    nodes 0; everyone 0 when no passing node has a positive raw score."""
+    if not ok.any():
+        return [0] * len(ok)
+    passing = np.where(ok, raw, 0)
+    best_raw = int(passing.max())
+    if best_raw <= 0:
+        return [0] * len(ok)
+    limit = (np.iinfo(np.int64).max - best_raw) // (2 * MAX_SCORE)
+    if best_raw <= limit and int(passing.min()) >= 0:  # int64 arithmetic cannot overflow
+        return ((2 * MAX_SCORE * passing + best_raw) // (2 * best_raw)).tolist()  # type: ignore[no-any-return]
+    return [(2 * MAX_SCORE * r + best_raw) // (2 * best_raw) for r in passing.tolist()]

@@ -140,3 +140,27 @@ def test_zero_and_negative_weights_score_zero() -> None:
     spec = S(CompatibilitySet(rules=(), weight=-5))
     d = decide([ImageSpec("x", spec)], TABLE, ["gpu", "nic"])
     assert d.passed == ["gpu", "nic"] and d.scores == {"gpu": 0, "nic": 0}
+
+
+def test_memoised_reasons_follow_node_updates() -> None:
+    spec = S([R(T("kernel.loadedmodule", {"vfio_pci": X("Exists")}), name="vfio")])
+    table = FeatureTable.from_features([node("n", flags={"kernel.loadedmodule": ["kvm"]})])
+    first = decide([ImageSpec("img", spec)], table, ["n"]).failed["n"]
+    assert "flag absent" in first
+    assert decide([ImageSpec("img", spec)], table, ["n"]).failed["n"] == first  # memoised
+    table.set_node(node("n", flags={"kernel.loadedmodule": ["kvm", "vfio_pci"]}))
+    assert decide([ImageSpec("img", spec)], table, ["n"]).passed == ["n"]
+    other = S([R(T("kernel.loadedmodule", {"nvidia": X("Exists")}), name="nv")])
+    assert "rule 'nv'" in decide([ImageSpec("img", other)], table, ["n"]).failed["n"]
+    table.set_node(node("n", attrs={"kernel.version": {"full": "6.8.0"}}))  # modules gone entirely
+    assert (
+        decide([ImageSpec("img", spec)], table, ["n"])
+        .failed["n"]
+        .endswith("kernel.loadedmodule: feature not found on the node")
+    )
+
+
+def test_duplicate_names_and_zero_detail_limit() -> None:
+    d = decide([ImageSpec("cuda:12", CUDA)], TABLE, ["plain", "plain", "gpu"], detail_limit=0)
+    assert d.passed == ["gpu"] and list(d.failed) == ["plain"]
+    assert d.scores == {"plain": 0, "gpu": 10}

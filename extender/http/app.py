@@ -10,13 +10,22 @@ their own on another port (:func:`build_debug_app`), or not at all.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from extender.decide import Decision, PodError, decide, pod_failure_policy, pod_images, pod_tags
+from extender.decide import (
+    NO_FEATURES_REASON,
+    Decision,
+    PodError,
+    decide,
+    pod_failure_policy,
+    pod_images,
+    pod_tags,
+)
 from extender.http import debug
 from extender.http.context import (
     FEATURES,
@@ -61,11 +70,11 @@ async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decisi
         args.node_names,
         tags=pod_tags(args.pod),
         missing_features="pass" if settings.missing_features == "pass" else "fail",
-        detail_limit=settings.detail_limit,
+        detail_limit=settings.detail_limit if verb == "filter" else 0,  # prioritize sends no reasons
     )
     if verb == "filter" and specs:
         verdicts = request.app[METRICS].verdicts
-        unknown = sum(1 for n in decision.failed if n not in table)
+        unknown = operator.countOf(decision.failed.values(), NO_FEATURES_REASON)
         verdicts.labels("compatible").inc(len(decision.passed))
         verdicts.labels("incompatible").inc(len(decision.failed) - unknown)
         verdicts.labels("no_features").inc(unknown)

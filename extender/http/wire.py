@@ -43,6 +43,11 @@ def _get(obj: Mapping[str, Any], key: str) -> Any:
     return None
 
 
+def _all_str(values: list[Any]) -> bool:
+    """True when every element is a ``str`` (one C-level pass; orjson only makes exact ``str``)."""
+    return set(map(type, values)) <= {str}
+
+
 def decode_args(body: bytes) -> ExtenderArgs:
     if not body.strip():
         raise WireError("empty request body: expected ExtenderArgs JSON")
@@ -82,9 +87,10 @@ def decode_args(body: bytes) -> ExtenderArgs:
             raise WireError(
                 f"ExtenderArgs.NodeNames: expected a list of strings, got {type(raw_names).__name__}"
             )
-        for i, n in enumerate(raw_names):
-            if not isinstance(n, str):
-                raise WireError(f"ExtenderArgs.NodeNames[{i}]: expected a string, got {type(n).__name__}")
+        if not _all_str(raw_names):
+            for i, n in enumerate(raw_names):
+                if not isinstance(n, str):
+                    raise WireError(f"ExtenderArgs.NodeNames[{i}]: expected a string, got {type(n).__name__}")
         if items is None:
             names = list(raw_names)
     return ExtenderArgs(pod=pod, node_names=names, nodes=items, nodes_metadata=meta)
@@ -99,8 +105,8 @@ def encode_filter_result(
     """ExtenderFilterResult in the request's form; ``passed`` must be a subset of what was sent."""
     keep = set(passed)
     out: dict[str, Any] = {
-        "FailedNodes": dict(failed or {}),
-        "FailedAndUnresolvableNodes": dict(unresolvable or {}),
+        "FailedNodes": _dict(failed),
+        "FailedAndUnresolvableNodes": _dict(unresolvable),
         "Error": "",
     }
     if args.nodes is not None:
@@ -112,8 +118,15 @@ def encode_filter_result(
         out["NodeNames"] = None
     else:
         out["Nodes"] = None
-        out["NodeNames"] = [n for n in args.node_names if n in keep]
+        out["NodeNames"] = list(filter(keep.__contains__, args.node_names))
     return orjson.dumps(out)
+
+
+def _dict(reasons: Mapping[str, str] | None) -> dict[str, str]:
+    """A plain dict for orjson; one that already is one is serialised as it is, not copied."""
+    if reasons is None:
+        return {}
+    return reasons if type(reasons) is dict else dict(reasons)
 
 
 def encode_filter_error(message: str) -> bytes:
