@@ -5,7 +5,8 @@
     │   └── SpecLimitError   a spec over a size, nesting, node or alias-expansion limit
     ├── NodeFeatureError     a NodeFeature object that is not shaped like the CRD says
     ├── ConfigError          the extender's own configuration file or flags (names the key)
-    └── FileLoadError        a local YAML/JSON file that cannot be read or decoded safely
+    ├── FileLoadError        a local YAML/JSON file that cannot be read or decoded safely
+    └── RegistryError        an OCI registry answer or credential that cannot be used
 
 Evaluation errors (a value that does not parse as an integer, a regexp that does not compile, ...)
 are *not* exceptions: NFD reports them per node, so the matchers return them as data
@@ -55,3 +56,9 @@ class ConfigError(ExtenderError):
 class FileLoadError(ExtenderError):
     """A local file (config, NodeFeature, image mapping) that is too big, unreadable or not valid
     YAML/JSON, or uses YAML aliases (refused: the objects these files hold never need them)."""
+
+
+class RegistryError(ExtenderError):
+    """Talking to an OCI registry failed or it answered something unusable: an auth challenge,
+    credential or token that cannot be used, a manifest that is not shaped like the OCI spec says,
+    a digest or size that does not match (the message names the field or header)."""
