@@ -55,8 +55,9 @@ import orjson
 from aiohttp import web
 
 from benchmarks.cluster import generate_cluster
-from benchmarks.matcher import BENCH_SPEC, count_expressions, load_bench_spec, machine_facts
+from benchmarks.matcher import BENCH_SPEC, count_expressions, load_bench_spec
 from benchmarks.nodes import generate_node_objects
+from benchmarks.report import finish, fmt_ms, machine_facts, parse_sizes, say
 from extender.decide import ImageSpec, decide
 from extender.http.app import AppSettings, build_app
 from extender.match.table import FeatureTable, table_from_nodefeatures
@@ -301,10 +302,6 @@ def check_prioritize(who: str, payload: bytes, names: list[str], expected: dict[
 # Measurement.
 
 
-def _say(out: TextIO, text: str = "") -> None:
-    print(text, file=out, flush=True)
-
-
 async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -369,14 +366,14 @@ async def _measure(
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for fx in fixtures:
-                _say(out, f"### {fx.name}: {len(fx.names):,} candidates as {_form_text(fx.form)}")
+                say(out, f"### {fx.name}: {len(fx.names):,} candidates as {_form_text(fx.form)}")
                 if fx.node_sizes:
-                    _say(
+                    say(
                         out,
                         f"- Node objects: avg {statistics.fmean(fx.node_sizes) / 1024:.1f} KiB "
                         f"(min {min(fx.node_sizes) / 1024:.1f}, max {max(fx.node_sizes) / 1024:.1f})",
                     )
-                _say(out, f"- request body {len(fx.body) / 1024:,.1f} KiB (both verbs)")
+                say(out, f"- request body {len(fx.body) / 1024:,.1f} KiB (both verbs)")
                 expected = decide(
                     [ImageSpec(BENCH_IMAGE, spec)], table, fx.names, detail_limit=settings.detail_limit
                 )
@@ -404,15 +401,16 @@ async def _measure(
                         floor_response_bytes=len(floor_payload),
                     )
                     verbs.append(result)
-                    _say(
+                    say(
                         out,
-                        f"- {verb}: extender median {_ms(result.extender.median_ms)} ms "
-                        f"(p99 {_ms(result.extender.p99_ms)}), floor median {_ms(result.floor.median_ms)} ms "
-                        f"(p99 {_ms(result.floor.p99_ms)}): {result.ratio:.2f}× the floor; responses "
+                        f"- {verb}: extender median {fmt_ms(result.extender.median_ms)} ms "
+                        f"(p99 {fmt_ms(result.extender.p99_ms)}), "
+                        f"floor median {fmt_ms(result.floor.median_ms)} ms "
+                        f"(p99 {fmt_ms(result.floor.p99_ms)}): {result.ratio:.2f}× the floor; responses "
                         f"{len(ext_payload) / 1024:,.1f} / {len(floor_payload) / 1024:,.1f} KiB",
                     )
-                _say(out, f"- filter verdicts: {passed:,} passed, {failed:,} failed")
-                _say(out)
+                say(out, f"- filter verdicts: {passed:,} passed, {failed:,} failed")
+                say(out)
                 results.append(
                     ScenarioResult(
                         name=fx.name,
@@ -473,15 +471,15 @@ def run_benchmark(
         warmup=warmup,
         detail_limit=settings.detail_limit,
     )
-    _say(out, "## HTTP end-to-end benchmark")
-    _say(out)
-    _say(out, render_machine(report))
-    _say(out)
+    say(out, "## HTTP end-to-end benchmark")
+    say(out)
+    say(out, render_machine(report))
+    say(out)
 
     t0 = time.perf_counter()
     objs = generate_cluster(table_nodes, seed)
     table = table_from_nodefeatures(objs)
-    _say(out, f"- feature table: {len(table):,} nodes, built in {time.perf_counter() - t0:,.1f} s")
+    say(out, f"- feature table: {len(table):,} nodes, built in {time.perf_counter() - t0:,.1f} s")
     by_name = {o["metadata"]["name"]: o for o in objs}
     pod = bench_pod()
     fixtures: list[_Fixture] = []
@@ -495,7 +493,7 @@ def run_benchmark(
         fixtures.append(_Fixture(f"nodes-{n}", "nodes", names, nodes_body(pod, nodes), sizes_))
         del nodes
     del objs, by_name
-    _say(out)
+    say(out)
     # Setup objects (the table, the fixtures) are long-lived in a real server too, but the floor
     # shares this process: keep both servers' collections to what their own requests allocate.
     gc.collect()
@@ -539,16 +537,6 @@ def render_machine(report: Report) -> str:
     )
 
 
-def _ms(x: float) -> str:
-    if x >= 100:
-        return f"{x:,.0f}"
-    if x >= 10:
-        return f"{x:.1f}"
-    if x >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3f}"
-
-
 def render_markdown(report: Report) -> str:
     lines = [
         "| scenario | verb | request KiB | extender median ms | extender p99 ms | floor median ms | "
@@ -559,8 +547,8 @@ def render_markdown(report: Report) -> str:
         for v in s.verbs:
             lines.append(
                 f"| {s.name} | {v.verb} | {s.request_bytes[v.verb] / 1024:,.0f} | "
-                f"{_ms(v.extender.median_ms)} | {_ms(v.extender.p99_ms)} | "
-                f"{_ms(v.floor.median_ms)} | {_ms(v.floor.p99_ms)} | "
+                f"{fmt_ms(v.extender.median_ms)} | {fmt_ms(v.extender.p99_ms)} | "
+                f"{fmt_ms(v.floor.median_ms)} | {fmt_ms(v.floor.p99_ms)} | "
                 f"{v.ratio:.2f}× | {v.p99_ratio:.2f}× |"
             )
     lines.append("")
@@ -582,23 +570,17 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if any(n < 1 for n in sizes):
-        raise argparse.ArgumentTypeError("sizes must be positive integers")
-    return sizes
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.http",
         description="Benchmark the extender's /filter and /prioritize over HTTP against a no-op floor.",
     )
-    p.add_argument("--names", type=_sizes, default=None, help="NodeNames scenario sizes (default 500,5000)")
-    p.add_argument("--nodes", type=_sizes, default=None, help="full Node object scenario sizes (default 500)")
+    p.add_argument(
+        "--names", type=parse_sizes, default=None, help="NodeNames scenario sizes (default 500,5000)"
+    )
+    p.add_argument(
+        "--nodes", type=parse_sizes, default=None, help="full Node object scenario sizes (default 500)"
+    )
     p.add_argument(
         "--repeat", type=int, default=None, help=f"timed requests per series (default {DEFAULT_REPEAT})"
     )
@@ -629,13 +611,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except BenchmarkError as exc:
         print(f"\nABORT: a server gave an unexpected answer — no numbers reported.\n{exc}", file=sys.stderr)
         return 1
-    _say(stream, "## Results")
-    _say(stream)
-    _say(stream, render_markdown(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_bytes(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
-        _say(stream, f"\nwrote {args.json}")
+    finish(stream, render_markdown(report), args.json, report.as_json())
     return 0
 
 

@@ -22,9 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import importlib.metadata
-import os
-import platform
 import statistics
 import sys
 import time
@@ -35,9 +32,9 @@ from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from benchmarks.cluster import average_json_size, generate_cluster, mutate_node
+from benchmarks.report import finish, fmt_ms, machine_facts, parse_sizes, say
 from extender import (
     Spec,
     SpecEvaluation,
@@ -154,38 +151,6 @@ class Report:
 # Helpers.
 
 
-def _dist_version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def machine_facts() -> dict[str, str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = str(len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        usable = str(os.cpu_count())
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "numpy": np.__version__,
-        "google-re2": _dist_version("google-re2"),
-        "cpu": cpu,
-        "nproc": usable,
-        "cpu_count": str(os.cpu_count()),
-        "platform": platform.platform(),
-    }
-
-
 def load_bench_spec(path: Path = BENCH_SPEC) -> Spec:
     return parse_spec(path.read_bytes())
 
@@ -284,10 +249,6 @@ def _distinct_values(objs: Sequence[Any]) -> dict[str, int]:
     return out
 
 
-def _say(out: TextIO, text: str = "") -> None:
-    print(text, file=out, flush=True)
-
-
 # ---------------------------------------------------------------------------------------------------
 # One cluster size.
 
@@ -303,22 +264,22 @@ def measure_size(
     out: TextIO = sys.stdout,
 ) -> SizeResult:
     fast_runs = max(repeat, MIN_FAST_RUNS)
-    _say(out, f"### {n_nodes:,} nodes")
+    say(out, f"### {n_nodes:,} nodes")
 
     generate_ms, objs = _time_once(lambda: generate_cluster(n_nodes, seed))
     avg, smallest, largest = average_json_size(objs)
-    _say(
+    say(
         out,
         f"- generated {len(objs):,} NodeFeature objects in {generate_ms:,.0f} ms; JSON size per object "
         f"avg {avg / 1024:.1f} KiB (min {smallest / 1024:.1f}, max {largest / 1024:.1f})",
     )
 
     table_build_ms, table = _time_once(lambda: table_from_nodefeatures(objs))
-    _say(out, f"- table build (parse + merge + columnar table, one run): {table_build_ms:,.1f} ms")
+    say(out, f"- table build (parse + merge + columnar table, one run): {table_build_ms:,.1f} ms")
 
     # (b0) the very first vectorized call: per-value memos are empty, regexps may be uncompiled.
     cold_ms, cold = _time_once(lambda: evaluate(spec, table, use_cache=False))
-    _say(out, f"- first (cold) vectorized call: {cold_ms:,.2f} ms")
+    say(out, f"- first (cold) vectorized call: {cold_ms:,.2f} ms")
 
     # (a) reference: one full pass (also the oracle for the check), then the timed series.
     full_ms, ref = _time_once(lambda: evaluate(spec, table, implementation="reference"))
@@ -328,14 +289,14 @@ def measure_size(
         samples = [int(full_ms * 1e6)]
         samples += _time_calls(lambda: evaluate(spec, table, implementation="reference"), repeat - 1)
         reference = Timing.of(samples)
-        _say(out, f"- reference: {reference.runs} full passes over all nodes")
+        say(out, f"- reference: {reference.runs} full passes over all nodes")
     else:
         step = max(1, len(names) // reference_sample)
         sample = list(names[::step])
         scale = len(names) / len(sample)
         samples = _time_calls(lambda: evaluate(spec, table, sample, implementation="reference"), repeat)
         reference = Timing.of(samples, scale=scale, sample_nodes=len(sample))
-        _say(
+        say(
             out,
             f"- reference: timed on {len(sample):,} evenly spaced nodes ({repeat} runs) and scaled "
             f"linearly ×{scale:.2f}; one full pass over all {n_nodes:,} nodes took {full_ms:,.0f} ms",
@@ -394,22 +355,22 @@ def measure_size(
     update_eval = Timing.of(update_ns)
 
     sets = _set_counts(spec, ref.status, ref.set_indexes)
-    _say(out, f"- verified: vectorized == reference for all {n_nodes:,} nodes × {len(sets)} sets")
+    say(out, f"- verified: vectorized == reference for all {n_nodes:,} nodes × {len(sets)} sets")
     for s in sets:
-        _say(
+        say(
             out,
             f"  - set {s.index} [tag {s.tag}, weight {s.weight}]: matched {s.matched:,} "
             f"({100 * s.matched / n_nodes:.1f}%), not matched {s.not_matched:,}, error {s.error:,}",
         )
         if s.matched == 0 or s.matched == n_nodes:
-            _say(out, f"    WARNING: set {s.index} is trivial on this cluster")
-    _say(
+            say(out, f"    WARNING: set {s.index} is trivial on this cluster")
+    say(
         out,
         f"- medians: reference {reference.median_ms:,.2f} ms, vectorized {vectorized.median_ms:,.3f} ms, "
         f"cached {cached.median_ms:,.4f} ms, update+eval {update_eval.median_ms:,.3f} ms "
         f"(set_node {set_node.median_ms:,.3f} ms)",
     )
-    _say(out)
+    say(out)
     return SizeResult(
         nodes=n_nodes,
         generate_ms=generate_ms,
@@ -455,10 +416,10 @@ def run_benchmark(
         seed=seed,
         repeat=repeat,
     )
-    _say(out, "## Matcher benchmark")
-    _say(out)
-    _say(out, render_machine(report))
-    _say(out)
+    say(out, "## Matcher benchmark")
+    say(out)
+    say(out, render_machine(report))
+    say(out)
     for n in sizes:
         if n < 1:
             raise ValueError(f"cluster size must be >= 1, got {n}")
@@ -492,20 +453,8 @@ def render_machine(report: Report) -> str:
     )
 
 
-def _ms(x: float) -> str:
-    if x >= 100:
-        return f"{x:,.0f}"
-    if x >= 10:
-        return f"{x:.1f}"
-    if x >= 1:
-        return f"{x:.2f}"
-    if x >= 0.1:
-        return f"{x:.3f}"
-    return f"{x:.4f}"
-
-
 def _cell(t: Timing) -> str:
-    return f"{_ms(t.median_ms)} ({_ms(t.min_ms)})"
+    return f"{fmt_ms(t.median_ms)} ({fmt_ms(t.min_ms)})"
 
 
 def _times(x: float) -> str:
@@ -526,7 +475,7 @@ def render_markdown(report: Report) -> str:
             notes.append(
                 f"† {r.nodes:,} nodes: reference timed on {r.reference.sample_nodes:,} evenly spaced nodes "
                 f"and scaled ×{r.reference.scale:.2f}; one full pass over all nodes took "
-                f"{_ms(r.reference_full_pass_ms)} ms."
+                f"{fmt_ms(r.reference_full_pass_ms)} ms."
             )
         lines.append(
             f"| {r.nodes:,} | {ref} | {_cell(r.vectorized)} | {_cell(r.cached)} | {_cell(r.update_eval)} | "
@@ -546,20 +495,10 @@ def render_markdown(report: Report) -> str:
         matched = " / ".join(f"{s.matched:,} ({100 * s.matched / r.nodes:.0f}%)" for s in r.sets)
         errors = sum(s.error for s in r.sets)
         lines.append(
-            f"| {r.nodes:,} | {r.object_json_bytes_avg / 1024:.1f} | {_ms(r.table_build_ms)} | "
-            f"{_ms(r.cold_vectorized_ms)} | {_cell(r.set_node)} | {matched}; {errors:,} ERROR cells |"
+            f"| {r.nodes:,} | {r.object_json_bytes_avg / 1024:.1f} | {fmt_ms(r.table_build_ms)} | "
+            f"{fmt_ms(r.cold_vectorized_ms)} | {_cell(r.set_node)} | {matched}; {errors:,} ERROR cells |"
         )
     return "\n".join(lines)
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not sizes or any(n < 1 for n in sizes):
-        raise argparse.ArgumentTypeError("cluster sizes must be positive integers")
-    return sizes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -567,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.matcher",
         description="Benchmark the reference, vectorized, cached and incremental matcher paths.",
     )
-    p.add_argument("--nodes", type=_sizes, default=None, help="comma-separated cluster sizes")
+    p.add_argument("--nodes", type=parse_sizes, default=None, help="comma-separated cluster sizes")
     p.add_argument("--repeat", type=int, default=None, help=f"reference runs (default {DEFAULT_REPEAT})")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write every number as JSON")
     p.add_argument(
@@ -604,13 +543,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    _say(stream, "## Results")
-    _say(stream)
-    _say(stream, render_markdown(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_bytes(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2))
-        _say(stream, f"\nwrote {args.json}")
+    finish(stream, render_markdown(report), args.json, report.as_json())
     return 0
 
 
