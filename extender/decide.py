@@ -46,6 +46,7 @@ NO_FEATURES_REASON = "node has no NodeFeature: its features are unknown"
 _SHORT_REASON = "no compatibility set matched (see /debug/explain)"
 
 MissingFeatures = Literal["fail", "pass"]
+FailurePolicy = Literal["Fail", "Ignore"]
 
 
 class PodError(ValueError):
@@ -109,20 +110,26 @@ def _annotation(pod: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def pod_tags(pod: Mapping[str, Any]) -> frozenset[str] | None:
-    """Tags from the pod annotation; ``None`` when absent (every set counts)."""
-    raw = _annotation(pod, TAGS_ANNOTATION)
+def parse_tags(raw: str | None) -> frozenset[str] | None:
+    """``"a, b"`` -> {"a", "b"}; ``None`` (or nothing but commas) means every set counts."""
     if raw is None:
         return None
     tags = frozenset(t.strip() for t in raw.split(",") if t.strip())
     return tags or None
 
 
-def pod_failure_policy(pod: Mapping[str, Any], default: str) -> str:
+def pod_tags(pod: Mapping[str, Any]) -> frozenset[str] | None:
+    """Tags from the pod annotation; ``None`` when absent (every set counts)."""
+    return parse_tags(_annotation(pod, TAGS_ANNOTATION))
+
+
+def pod_failure_policy(pod: Mapping[str, Any], default: FailurePolicy) -> FailurePolicy:
     """``Fail`` or ``Ignore``: the pod annotation overrides the configured default."""
-    raw = _annotation(pod, FAILURE_POLICY_ANNOTATION)
-    if raw is not None and raw.strip().capitalize() in ("Fail", "Ignore"):
-        return raw.strip().capitalize()
+    raw = (_annotation(pod, FAILURE_POLICY_ANNOTATION) or "").strip().capitalize()
+    if raw == "Fail":
+        return "Fail"
+    if raw == "Ignore":
+        return "Ignore"
     return default
 
 

@@ -27,7 +27,9 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5
 class WatchedSource(Protocol):
     """What a source exposes for metrics and /debug/sources."""
 
-    errors: dict[str, str]
+    @property
+    def errors(self) -> dict[str, str]: ...
+
     reloads: int
 
 

@@ -285,3 +285,21 @@ async def test_a_failed_lookup_fails_every_waiter() -> None:
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert all(isinstance(r, SpecLookupError) and "503" in str(r) for r in results)
     assert inner.calls == 1 and shared.counts.error == 5
+
+
+async def test_a_mapping_that_disappears_keeps_serving_and_recovers(tmp_path: Path) -> None:
+    put(tmp_path / "a.yaml", SPEC_A)
+    mapping = tmp_path / "images.yaml"
+    put(mapping, "images:\n  reg/a:1: a.yaml\n")
+    stamp = mapping.stat().st_mtime_ns
+    src = FileSpecs(mapping)
+    await src.refresh()
+    saved = mapping.read_bytes()
+    mapping.unlink()
+    await src.refresh()
+    assert await src.lookup("reg/a:1") is not None  # the last good mapping stays in effect
+    assert "cannot read image mapping" in src.errors[str(mapping)]
+    mapping.write_bytes(saved)
+    os.utime(mapping, ns=(stamp, stamp))  # restored exactly as it was, timestamps included
+    await src.refresh()
+    assert src.errors == {} and await src.lookup("reg/a:1") is not None

@@ -69,7 +69,7 @@ async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decisi
         table,
         args.node_names,
         tags=pod_tags(args.pod),
-        missing_features="pass" if settings.missing_features == "pass" else "fail",
+        missing_features=settings.missing_features,
         detail_limit=settings.detail_limit if verb == "filter" else 0,  # prioritize sends no reasons
     )
     if verb == "filter" and specs:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from extender.decide import ImageSpec
+from extender.decide import FailurePolicy, ImageSpec, MissingFeatures
 from extender.metrics import Metrics, WatchedSource
 from extender.sources.base import FeatureSource, SpecLookupError, SpecSource
 
@@ -23,8 +23,8 @@ JSON = "application/json"
 class AppSettings:
     prefix: str = ""
     max_body_bytes: int = 128 << 20
-    failure_policy: str = "Fail"  # or "Ignore"
-    missing_features: str = "fail"  # or "pass"
+    failure_policy: FailurePolicy = "Fail"
+    missing_features: MissingFeatures = "fail"
     detail_limit: int = 50
     debug: bool = True  # serve /debug/* on this application
     debug_max_nodes: int = 200
@@ -62,7 +62,7 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def lookup_specs(
-    app: web.Application, images: Sequence[str], policy: str
+    app: web.Application, images: Sequence[str], policy: FailurePolicy
 ) -> tuple[list[ImageSpec], dict[str, str]]:
     """Specs of ``images`` looked up concurrently. A failed lookup raises :class:`LookupFailed`
     under policy ``Fail``; under ``Ignore`` the image counts as having no spec and the failure is

@@ -23,7 +23,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from extender.decide import Decision, ImageSpec, PodError, decide, pod_failure_policy, pod_images, pod_tags
+from extender.decide import (
+    Decision,
+    ImageSpec,
+    PodError,
+    decide,
+    parse_tags,
+    pod_failure_policy,
+    pod_images,
+    pod_tags,
+)
 from extender.errors import ExtenderError
 from extender.features.nodefeature import NodeFeatures, ParsedNodeFeature, merge_features, parse_nodefeature
 from extender.http.context import (
@@ -64,13 +73,6 @@ def _answer(request: web.Request, doc: dict[str, Any], text: str) -> web.Respons
     return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
 
-def _tags(raw: str | None) -> frozenset[str] | None:
-    if raw is None:
-        return None
-    tags = frozenset(t.strip() for t in raw.split(",") if t.strip())
-    return tags or None
-
-
 def _verdict(decision: Decision, node: str, table: FeatureTable) -> str:
     if node in decision.failed:
         return "incompatible" if node in table else "no NodeFeature"
@@ -101,7 +103,7 @@ async def explain_image(request: web.Request) -> web.Response:
     image = request.query.get("image", "").strip()
     if not image:
         return _error("query parameter 'image' is required, e.g. /debug/explain?image=registry/repo:tag", 400)
-    tags = _tags(request.query.get("tags"))
+    tags = parse_tags(request.query.get("tags"))
     try:
         spec = await request.app[SPECS].lookup(image)
     except SpecLookupError as exc:
@@ -117,7 +119,7 @@ async def explain_image(request: web.Request) -> web.Response:
         table,
         names,
         tags=tags,
-        missing_features="pass" if settings.missing_features == "pass" else "fail",
+        missing_features=settings.missing_features,
         detail_limit=0,
     )
     rows = []
@@ -182,11 +184,12 @@ async def explain_pod(request: web.Request) -> web.Response:
         table,
         names,
         tags=tags,
-        missing_features="pass" if settings.missing_features == "pass" else "fail",
+        missing_features=settings.missing_features,
         detail_limit=len(names),
     )
-    meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
-    pod_name = f"{meta.get('namespace', '')}/{meta.get('name', '')}" if isinstance(meta, Mapping) else "/"
+    meta = pod.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    pod_name = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     image_rows: list[dict[str, Any]] = []
     spec_by_image = {s.image: s.spec for s in specs}
     for image in images:

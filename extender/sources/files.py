@@ -243,8 +243,15 @@ class FileSpecs:
         self._stamp: Stamp | None = None
         self._images: dict[str, Path] = {}
         self._specs: dict[Path, _SpecEntry] = {}
-        self.errors: dict[str, str] = {}
+        self._mapping_error = ""
         self.reloads = 0
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """The mapping file's or a spec file's path -> why it cannot be used now."""
+        out = {str(self.mapping): self._mapping_error} if self._mapping_error else {}
+        out.update((str(p), e.error) for p, e in self._specs.items() if e.error)
+        return out
 
     @property
     def images(self) -> dict[str, Path]:
@@ -265,16 +272,17 @@ class FileSpecs:
         stamp = await asyncio.to_thread(_stamp, self.mapping)
         changed = False
         if stamp is None:
-            self.errors[str(self.mapping)] = f"cannot read image mapping {self.mapping}"
+            # keep the last good mapping; read it again whenever it comes back
+            self._mapping_error = f"cannot read image mapping {self.mapping}"
         elif stamp != self._stamp:
             try:
                 images = await asyncio.to_thread(read_image_map, self.mapping)
             except ExtenderError as exc:
-                self.errors[str(self.mapping)] = str(exc)
+                self._mapping_error = str(exc)
             else:
-                self.errors.pop(str(self.mapping), None)
+                self._mapping_error = ""
                 self._images, changed = images, True
-            self._stamp = stamp
+        self._stamp = stamp
         wanted = set(self._images.values())
         stamps = await asyncio.to_thread(lambda: {p: _stamp(p) for p in wanted})
         stale = [p for p in wanted if p not in self._specs or self._specs[p].stamp != stamps[p]]
@@ -285,13 +293,6 @@ class FileSpecs:
             changed = True
         for p in [p for p in self._specs if p not in wanted]:
             del self._specs[p]
-        for p, entry in self._specs.items():
-            if entry.error:
-                self.errors[str(p)] = entry.error
-            else:
-                self.errors.pop(str(p), None)
-        for key in [k for k in self.errors if k != str(self.mapping) and Path(k) not in self._specs]:
-            del self.errors[key]
         if changed:
             self.reloads += 1
             log.info("image specs: %d images mapped, %d spec files", len(self._images), len(self._specs))
