@@ -24,6 +24,7 @@ from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from extender.errors import RegistryError
+from extender.sources.registry.manifests import parse_rfc3339
 from extender.sources.registry.reference import DOCKER_HUB, DOCKER_HUB_API
 
 #: A header value longer than this is refused rather than parsed.
@@ -241,16 +242,6 @@ class BearerToken:
         return now + margin < self.expires_at
 
 
-def _rfc3339(text: object) -> datetime | None:
-    if not isinstance(text, str) or len(text) > 64:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
@@ -289,7 +280,7 @@ def parse_token_response(doc: bytes | str | Mapping[str, object], *, now: float)
         lifetime = min(max(float(expires_in), MIN_TOKEN_LIFETIME), MAX_TOKEN_LIFETIME)
     else:
         raise RegistryAuthError(f"token response: 'expires_in' must be a number, got {expires_in!r:.40}")
-    return BearerToken(token, now + lifetime, lifetime, _rfc3339(doc.get("issued_at")))
+    return BearerToken(token, now + lifetime, lifetime, parse_rfc3339(doc.get("issued_at")))
 
 
 TokenKey = tuple[str, str, str]  # (realm, service, scope) -- several scopes joined by one space

@@ -276,6 +276,15 @@ def _schema_version(d: Mapping[str, object]) -> None:
         raise ManifestError("schemaVersion", f"expected 2, got {v!r:.40}")
 
 
+def _descriptors(d: Mapping[str, object], key: str) -> tuple[Descriptor, ...]:
+    items = d.get(key)
+    if items is None:
+        raise ManifestError(key, "required")
+    if not isinstance(items, list):
+        raise ManifestError(key, f"expected an array, got {_kind(items)}")
+    return tuple(parse_descriptor(x, f"{key}[{i}]") for i, x in enumerate(items))
+
+
 def _subject(d: Mapping[str, object]) -> Descriptor | None:
     s = d.get("subject")
     return None if s is None else parse_descriptor(s, "subject")
@@ -299,14 +308,9 @@ def parse_image_index(doc: object) -> ImageIndex:
     media_type = _media_type(d, "mediaType", "")
     if media_type and media_type not in INDEX_TYPES:
         raise ManifestError("mediaType", f"{media_type!r} is not an image index type")
-    manifests = d.get("manifests")
-    if manifests is None:
-        raise ManifestError("manifests", "required")
-    if not isinstance(manifests, list):
-        raise ManifestError("manifests", f"expected an array, got {_kind(manifests)}")
     return ImageIndex(
         media_type=media_type,
-        manifests=tuple(parse_descriptor(m, f"manifests[{i}]") for i, m in enumerate(manifests)),
+        manifests=_descriptors(d, "manifests"),
         artifact_type=_media_type(d, "artifactType", ""),
         subject=_subject(d),
         annotations=_annotations(d, ""),
@@ -339,15 +343,10 @@ def parse_image_manifest(doc: object) -> ImageManifest:
         raise ManifestError("mediaType", f"{media_type!r} is not an image manifest type")
     if "config" not in d:
         raise ManifestError("config", "required")
-    layers = d.get("layers")
-    if layers is None:
-        raise ManifestError("layers", "required")
-    if not isinstance(layers, list):
-        raise ManifestError("layers", f"expected an array, got {_kind(layers)}")
     return ImageManifest(
         media_type=media_type,
         config=parse_descriptor(d["config"], "config"),
-        layers=tuple(parse_descriptor(x, f"layers[{i}]") for i, x in enumerate(layers)),
+        layers=_descriptors(d, "layers"),
         artifact_type=_media_type(d, "artifactType", ""),
         subject=_subject(d),
         annotations=_annotations(d, ""),
