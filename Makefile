@@ -6,6 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: test lint typecheck unit bench run clean
 
+# A real registry for the registry tests: Debian's docker-registry (distribution 2.8, no referrers
+# API). The tests start their own instances on loopback (anonymous and htpasswd), never the service.
+REGISTRY := /usr/bin/docker-registry
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -19,7 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy extender tests benchmarks
 
-unit: $(STAMP)
+$(REGISTRY):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends docker-registry
+
+unit: $(STAMP) $(REGISTRY)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit

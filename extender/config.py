@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from extender.errors import ConfigError, FileLoadError
+from extender.errors import ConfigError, ExtenderError, FileLoadError
+from extender.sources.registry.manifests import parse_platform_spec
 from extender.yamlfile import load_file
 
 
@@ -38,17 +39,50 @@ class Debug:
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    source: Literal["files"] = "files"
-    path: Path = Path("examples/nodefeatures")
+    source: Literal["files", "kubernetes"] = "files"
+    path: Path = Path("examples/nodefeatures")  # files
     nfdNamespace: str = "node-feature-discovery"
-    reloadSeconds: float = 2.0  # 0 disables the reload
+    reloadSeconds: float = 2.0  # files; 0 disables the reload
+    kubeconfig: str = ""  # kubernetes; "" = in-cluster, else $KUBECONFIG or ~/.kube/config
+    watchNodes: bool = True  # kubernetes; a deleted Node leaves the table
 
 
 @dataclass(frozen=True, slots=True)
 class Specs:
-    source: Literal["files"] = "files"
-    images: Path = Path("examples/images.yaml")
-    reloadSeconds: float = 2.0
+    source: Literal["files", "registry"] = "files"
+    images: Path = Path("examples/images.yaml")  # files
+    reloadSeconds: float = 2.0  # files
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryCache:
+    tagSeconds: float = 60.0  # tag -> digest
+    referrersSeconds: float = 300.0  # digest -> chosen artifact (artifacts can be attached later)
+    negativeSeconds: float = 30.0  # digest -> "no artifact"
+    entries: int = 10_000  # per cache
+    specEntries: int = 2_000  # artifact digest -> parsed spec (content-addressed)
+    specBytes: int = 64 << 20  # ... bounded by the size of the spec documents too
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    platform: str = "linux/amd64"  # the child of a multi-arch index asked when the index has no spec
+    lookupSeconds: float = 10.0  # one image's whole lookup, all round trips
+    requestSeconds: float = 5.0  # one HTTP request
+    allow: tuple[str, ...] = ()  # registry hosts that may be contacted; empty = any
+    plainHttp: tuple[str, ...] = ()  # hosts reached over http:// (loopback hosts always are)
+    caFiles: Mapping[str, Path] = field(default_factory=dict)  # host -> PEM bundle to trust
+    dockerConfig: Path | None = None  # a docker config.json (a mounted pull Secret)
+    maxManifestBytes: int = 4 << 20
+    maxSpecBytes: int = 1 << 20
+    cache: RegistryCache = field(default_factory=RegistryCache)
+
+
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    enabled: bool = False  # needs features.source kubernetes (watches unscheduled pods)
+    schedulerNames: tuple[str, ...] = ("compat-scheduler",)
+    concurrency: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +96,8 @@ class Config:
     debug: Debug = field(default_factory=Debug)
     features: Features = field(default_factory=Features)
     specs: Specs = field(default_factory=Specs)
+    registry: Registry = field(default_factory=Registry)
+    prefetch: Prefetch = field(default_factory=Prefetch)
     logLevel: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -74,8 +110,20 @@ _RANGES: dict[str, tuple[float, float]] = {
     "maxBodyBytes": (1024, 1 << 34),
     "features.reloadSeconds": (0, 86_400),
     "specs.reloadSeconds": (0, 86_400),
+    "registry.lookupSeconds": (0.1, 3_600),
+    "registry.requestSeconds": (0.1, 3_600),
+    "registry.maxManifestBytes": (1024, 1 << 30),
+    "registry.maxSpecBytes": (1024, 1 << 30),
+    "registry.cache.tagSeconds": (0, 86_400),
+    "registry.cache.referrersSeconds": (0, 86_400),
+    "registry.cache.negativeSeconds": (0, 86_400),
+    "registry.cache.entries": (1, 10_000_000),
+    "registry.cache.specEntries": (1, 10_000_000),
+    "registry.cache.specBytes": (1024, 1 << 40),
+    "prefetch.concurrency": (1, 1024),
 }
-_PATH_KEYS = ("features.path", "specs.images")
+_PATH_KEYS = ("features.path", "specs.images", "registry.dockerConfig")
+_PATH_MAP_KEYS = ("registry.caFiles",)
 
 
 def _decode(cls: type[Any], raw: Any, prefix: str) -> Any:
@@ -119,6 +167,18 @@ def _value(hint: Any, raw: Any, key: str) -> Any:
         if not isinstance(raw, str):
             raise ConfigError(key, f"expected a string, got {_kind(raw)}")
         return Path(raw) if hint is Path else raw
+    if hint == Path | None:
+        return None if raw is None or raw == "" else _value(Path, raw, key)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(raw, list | tuple):
+            raise ConfigError(key, f"expected a list, got {_kind(raw)}")
+        (item, _) = typing.get_args(hint)
+        return tuple(_value(item, v, f"{key}[{i}]") for i, v in enumerate(raw))
+    if typing.get_origin(hint) is Mapping:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(key, f"expected a mapping, got {_kind(raw)}")
+        (k_hint, v_hint) = typing.get_args(hint)
+        return {_value(k_hint, k, key): _value(v_hint, v, _join(key, str(k))) for k, v in raw.items()}
     raise TypeError(f"{key}: unsupported config type {hint!r}")  # pragma: no cover
 
 
@@ -169,13 +229,25 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             tree = docs[0]
         for key in _PATH_KEYS:
             value = _get(tree, key)
-            if isinstance(value, str):
+            if isinstance(value, str) and value:
                 _set(tree, key, str(path.parent / value))
+        for key in _PATH_MAP_KEYS:
+            mapping = _get(tree, key)
+            if isinstance(mapping, dict):
+                for k, value in mapping.items():
+                    if isinstance(value, str) and value:
+                        mapping[k] = str(path.parent / value)
     for key, value in (overrides or {}).items():
         _set(tree, key, value)
     config: Config = _decode(Config, tree, "")
     if config.debug.port and config.debug.port == config.listen.port:
         raise ConfigError("debug.port", "must differ from listen.port (use 0 to share the main listener)")
+    if config.prefetch.enabled and config.features.source != "kubernetes":
+        raise ConfigError("prefetch.enabled", "needs features.source: kubernetes (it watches pods)")
+    try:
+        parse_platform_spec(config.registry.platform)
+    except ExtenderError as exc:
+        raise ConfigError("registry.platform", str(exc)) from None
     return config
 
 
@@ -185,6 +257,10 @@ def to_dict(config: Config) -> dict[str, Any]:
     def conv(v: Any) -> Any:
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, Mapping):
+            return {k: conv(x) for k, x in v.items()}
         return str(v) if isinstance(v, Path) else v
 
     out: dict[str, Any] = conv(config)

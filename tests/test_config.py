@@ -56,6 +56,14 @@ def test_no_file_means_defaults() -> None:
         ("maxBodyBytes: true\n", "maxBodyBytes", "got bool"),
         ("features: {path: 7}\n", "features.path", "expected a string"),
         ("listen: {port: 9000}\ndebug: {port: 9000}\n", "debug.port", "must differ"),
+        ("features: {source: kube}\n", "features.source", "expected one of files, kubernetes"),
+        ("registry: {allow: ghcr.io}\n", "registry.allow", "expected a list, got str"),
+        ("registry: {allow: [ghcr.io, 3]}\n", "registry.allow[1]", "expected a string, got int"),
+        ("registry: {caFiles: [a]}\n", "registry.caFiles", "expected a mapping, got list"),
+        ("registry: {caFiles: {a.io: 1}}\n", "registry.caFiles.a.io", "expected a string, got int"),
+        ("registry: {platform: amd64}\n", "registry.platform", "expected os/arch[/variant]"),
+        ("registry: {cache: {entries: 0}}\n", "registry.cache.entries", "out of range"),
+        ("prefetch: {enabled: true}\n", "prefetch.enabled", "needs features.source: kubernetes"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str, fragment: str) -> None:
@@ -95,6 +103,24 @@ def test_paths_relative_to_the_file(tmp_path: Path) -> None:
     c = load_config(p)
     assert c.features.path == tmp_path / "sub" / "nf"
     assert c.specs.images == tmp_path / "sub" / ".." / "m.yaml"
+
+
+def test_registry_paths_relative_to_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "registry:\n  dockerConfig: secret/config.json\n  caFiles: {lab.io:5000: ca.pem, b.io: /etc/b.pem}\n"
+        "  plainHttp: [lab.io:5000]\n"
+    )
+    r = load_config(p).registry
+    assert r.dockerConfig == tmp_path / "secret" / "config.json"
+    assert r.caFiles == {"lab.io:5000": tmp_path / "ca.pem", "b.io": Path("/etc/b.pem")}
+    assert r.plainHttp == ("lab.io:5000",)
+    assert load_config(write(tmp_path, "registry: {dockerConfig: ''}\n")).registry.dockerConfig is None
+
+
+def test_prefetch_with_kubernetes_features(tmp_path: Path) -> None:
+    c = load_config(write(tmp_path, "features: {source: kubernetes}\nprefetch: {enabled: true}\n"))
+    assert c.prefetch.enabled and c.prefetch.schedulerNames == ("compat-scheduler",)
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:

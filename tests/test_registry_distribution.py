@@ -1,0 +1,250 @@
+"""The registry client, attach and the registry spec source against a real registry: Debian's
+``docker-registry`` (distribution 2.8), which has no referrers API, so every lookup here goes
+through the tag-schema fallback that ``attach`` maintains. Run anonymous and behind htpasswd."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+
+from extender.errors import SpecError
+from extender.sources.base import SpecLookupError
+from extender.sources.registry import attach as attach_module
+from extender.sources.registry.attach import attach
+from extender.sources.registry.auth import Credentials, RegistryAuthError
+from extender.sources.registry.client import RegistryClient, RegistryNotAllowedError, RegistryStatusError
+from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
+from extender.sources.registry.manifests import OCI_MANIFEST, Descriptor, Platform, digest_of, referrers_tag
+from extender.sources.registry.reference import parse_reference
+from extender.sources.registry.transport import AiohttpTransport
+from extender.spec.model import ARTIFACT_TYPE
+from extender.spec.parse import parse_spec
+from tests.distribution import PASSWORD, USER, Distribution
+from tests.oci_images import push_image, push_index
+
+SPEC = b"""\
+version: v1alpha1
+compatibilities:
+- description: needs AVX-512
+  rules:
+  - name: avx512
+    matchFeatures:
+    - feature: cpu.cpuid
+      matchExpressions:
+        AVX512F: {op: Exists}
+"""
+SPEC_NEWER = SPEC.replace(b"needs AVX-512", b"needs AVX-512 (v2)")
+
+_names = itertools.count()
+
+
+def repo(d: Distribution) -> str:
+    """A fresh repository per test, so tests do not see each other's artifacts."""
+    return f"{d.host}/test/app{next(_names)}"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[RegistryClient]:
+    transport = AiohttpTransport(request_seconds=10)
+    yield RegistryClient(transport)
+    await transport.close()
+
+
+def specs_for(client: RegistryClient, **kw: object) -> RegistrySpecs:
+    return RegistrySpecs(client, **kw)  # type: ignore[arg-type]
+
+
+def requests(client: RegistryClient) -> int:
+    transport = client.transport
+    assert isinstance(transport, AiohttpTransport)
+    return transport.requests
+
+
+async def test_attach_then_lookup_through_the_tag_schema(
+    distribution: Distribution, client: RegistryClient
+) -> None:
+    name = repo(distribution)
+    image = await push_image(client, name, "1.0")
+    done = await attach(client, parse_reference(f"{name}:1.0"), SPEC, created="2026-01-01T00:00:00Z")
+    assert done.indexed == "tag-schema"  # distribution 2.8 sends no OCI-Subject
+    assert done.subject == image.descriptor
+
+    specs = specs_for(RegistryClient(client.transport))
+    before = requests(client)
+    spec = await specs.lookup(f"{name}:1.0")
+    assert spec == parse_spec(SPEC)
+    # image manifest, referrers API (404: none), tag-schema index, artifact manifest, spec blob
+    assert requests(client) - before == 5
+    # another image of the same repository: the missing API is remembered -> 4
+    await push_image(client, name, "1.1", payload=b"other")
+    await attach(client, parse_reference(f"{name}:1.1"), SPEC)
+    before = requests(client)
+    assert await specs.lookup(f"{name}:1.1") == parse_spec(SPEC)
+    assert requests(client) - before == 4
+    # warm: nothing at all
+    before = requests(client)
+    assert await specs.lookup(f"{name}:1.0") == parse_spec(SPEC)
+    assert requests(client) == before
+    assert specs.tags.hits >= 1 and specs.referrers.hits >= 1
+
+
+async def test_by_digest_skips_the_tag(distribution: Distribution, client: RegistryClient) -> None:
+    name = repo(distribution)
+    image = await push_image(client, name, "v")
+    await attach(client, image.ref, SPEC)
+    specs = specs_for(RegistryClient(client.transport))
+    before = requests(client)
+    assert await specs.lookup(f"{name}@{image.digest}") == parse_spec(SPEC)
+    assert requests(client) - before == 4  # referrers API 404, tag schema, artifact, blob
+
+
+async def test_newest_artifact_wins_and_attach_is_idempotent(
+    distribution: Distribution, client: RegistryClient
+) -> None:
+    name = repo(distribution)
+    await push_image(client, name, "1")
+    ref = parse_reference(f"{name}:1")
+    await attach(client, ref, SPEC, created="2026-01-01T00:00:00Z")
+    await attach(client, ref, SPEC_NEWER, created="2026-02-01T00:00:00Z")
+    again = await attach(client, ref, SPEC_NEWER, created="2026-02-01T00:00:00Z")
+    assert again.indexed == "already listed"  # same bytes, same digest: not listed twice
+    found = await specs_for(client).find(ref)
+    listing = dict(found.listings)[found.subject]
+    assert listing.via == "tag-schema" and len(listing.descriptors) == 2
+    assert await specs_for(client).lookup(f"{name}:1") == parse_spec(SPEC_NEWER)
+    # the image's own tag was not touched: it still names the image, not an artifact
+    fetched = await client.manifest(ref)
+    assert fetched.media_type == OCI_MANIFEST and fetched.digest == found.digest
+
+
+async def test_no_artifact_is_no_spec_and_is_cached(
+    distribution: Distribution, client: RegistryClient
+) -> None:
+    name = repo(distribution)
+    await push_image(client, name, "bare")
+    specs = specs_for(client)
+    assert await specs.lookup(f"{name}:bare") is None
+    before = requests(client)
+    assert await specs.lookup(f"{name}:bare") is None
+    assert requests(client) == before  # tag and negative caches
+    # with the negative cache off, an artifact attached later is seen at once
+    fresh = specs_for(client, cache=CacheSettings(negative_seconds=0, tag_seconds=0))
+    assert await fresh.lookup(f"{name}:bare") is None
+    await attach(client, parse_reference(f"{name}:bare"), SPEC)
+    assert await fresh.lookup(f"{name}:bare") == parse_spec(SPEC)
+
+
+async def test_multi_arch_platform_child_fallback(distribution: Distribution, client: RegistryClient) -> None:
+    name = repo(distribution)
+    index, children = await push_index(client, name, "multi")
+    await attach(client, children["arm64"].ref, SPEC)  # attached to the arm64 manifest only
+    arm = specs_for(client, platform=Platform("linux", "arm64"))
+    found = await arm.find(parse_reference(f"{name}:multi"))
+    assert found.digest == index.digest and found.subject == children["arm64"].digest
+    assert await arm.lookup(f"{name}:multi") == parse_spec(SPEC)
+    amd = specs_for(client)
+    assert await amd.lookup(f"{name}:multi") is None  # amd64's child has none, nor has the index
+    # by digest of the index: the index is fetched (only) because it had no artifact itself
+    assert await arm.lookup(f"{name}@{index.digest}") == parse_spec(SPEC)
+    # an artifact on the index itself is found without asking the child
+    await attach(client, parse_reference(f"{name}:multi"), SPEC_NEWER)
+    found = await specs_for(client).find(parse_reference(f"{name}:multi"))
+    assert found.subject == index.digest
+    assert await specs_for(client).lookup(f"{name}:multi") == parse_spec(SPEC_NEWER)
+
+
+async def test_errors_are_lookup_errors_not_no_spec(
+    distribution: Distribution, client: RegistryClient
+) -> None:
+    name = repo(distribution)
+    specs = specs_for(client)
+    with pytest.raises(SpecLookupError, match="MANIFEST_UNKNOWN"):
+        await specs.lookup(f"{name}:missing")
+    with pytest.raises(SpecLookupError, match="MANIFEST_UNKNOWN"):
+        await specs.lookup(f"{distribution.host}/no/such/repo@sha256:{'1' * 64}")
+    with pytest.raises(SpecLookupError, match="invalid tag"):
+        await specs.lookup(f"{name}:bad$tag")
+    assert f"{name}:missing" in specs.errors
+    blocked = specs_for(RegistryClient(client.transport, allow=frozenset({"ghcr.io"})))
+    with pytest.raises(SpecLookupError, match=r"not in registry\.allow"):
+        await blocked.lookup(f"{name}:1")
+    with pytest.raises(RegistryNotAllowedError):
+        RegistryClient(client.transport, allow=frozenset({"ghcr.io"})).check_allowed(parse_reference(name))
+
+
+async def test_a_broken_spec_in_the_registry_is_an_error_and_is_cached(
+    distribution: Distribution, client: RegistryClient
+) -> None:
+    name = repo(distribution)
+    image = await push_image(client, name, "1")
+    ref = parse_reference(f"{name}:1")
+    bad = (
+        b"version: v1alpha1\ncompatibilities:\n- rules: [{name: r, matchFeatures: "
+        b"[{feature: cpu.cpuid, matchExpressions: {X: {op: Bogus}}}]}]\n"
+    )
+    data, config, layer = attach_module.artifact_manifest(
+        bad, image.descriptor, {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"}
+    )
+    await client.push_blob(ref, attach_module.EMPTY_CONFIG, config.media_type)
+    await client.push_blob(ref, bad, layer.media_type)
+    await client.push_manifest(ref, data, OCI_MANIFEST, digest_of(data))
+    artifact = Descriptor(OCI_MANIFEST, digest_of(data), len(data), ARTIFACT_TYPE)
+    await attach_module._update_tag_schema(client, ref, image.digest, artifact)
+    specs = specs_for(client)
+    with pytest.raises(SpecLookupError, match="Bogus"):
+        await specs.lookup(f"{name}:1")
+    before = requests(client)
+    with pytest.raises(SpecLookupError, match="Bogus"):
+        await specs.lookup(f"{name}:1")
+    assert requests(client) == before  # the broken spec is content-addressed too
+
+
+async def test_attach_refuses_an_invalid_spec(distribution: Distribution, client: RegistryClient) -> None:
+    name = repo(distribution)
+    await push_image(client, name, "1")
+    with pytest.raises(SpecError):
+        await attach(client, parse_reference(f"{name}:1"), b"version: v2\ncompatibilities: []\n")
+    missing = await client.optional_manifest(
+        parse_reference(f"{name}:1"), referrers_tag(f"sha256:{'2' * 64}")
+    )
+    assert missing is None
+
+
+# -- htpasswd (Basic) -------------------------------------------------------------------------------
+
+
+async def test_basic_auth(distribution_auth: Distribution) -> None:
+    transport = AiohttpTransport(request_seconds=10)
+    try:
+        good = RegistryClient(transport, credentials=lambda r: Credentials(USER, PASSWORD))
+        name = repo(distribution_auth)
+        await push_image(good, name, "1")
+        await attach(good, parse_reference(f"{name}:1"), SPEC)
+
+        reader = RegistryClient(transport, credentials=lambda r: Credentials(USER, PASSWORD))
+        specs = specs_for(reader)
+        before = transport.requests
+        assert await specs.lookup(f"{name}:1") == parse_spec(SPEC)
+        # the first request is challenged (401) and resent; after that Basic is sent up front.
+        # distribution 2.8 does not challenge the referrers route (it does not exist): 1 + 5
+        assert transport.requests - before == 6
+
+        anonymous = specs_for(RegistryClient(transport))
+        with pytest.raises(SpecLookupError, match="authentication required"):
+            await anonymous.lookup(f"{name}:1")
+        wrong = specs_for(RegistryClient(transport, credentials=lambda r: Credentials(USER, "nope")))
+        with pytest.raises(SpecLookupError, match="rejected"):
+            await wrong.lookup(f"{name}:1")
+        with pytest.raises(RegistryAuthError):
+            await RegistryClient(transport).manifest(parse_reference(f"{name}:1"))
+    finally:
+        await transport.close()
+
+
+async def test_status_errors_name_the_code(distribution: Distribution, client: RegistryClient) -> None:
+    name = repo(distribution)
+    with pytest.raises(RegistryStatusError) as err:
+        await client.manifest(parse_reference(f"{name}:nope"))
+    assert err.value.status == 404 and "MANIFEST_UNKNOWN" in err.value.codes
