@@ -2,6 +2,8 @@
 
     compat-extender serve [--config FILE] [--host H] [--port P] [--features DIR] [--images FILE] ...
     compat-extender check-spec FILE...
+    compat-extender attach --image REF --spec FILE      (see extender/cli_registry.py)
+    compat-extender discover --image REF
 
 Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject), 2 bad usage or
 configuration.
@@ -17,17 +19,20 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from extender import cli_registry
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError, ExtenderError
 from extender.http.app import AppSettings, build_app, build_debug_app
-from extender.metrics import Metrics, WatchedSource
-from extender.sources.files import FileFeatures, FileSpecs, poll
-from extender.sources.specs import SharedLookups
+from extender.metrics import Metrics
+from extender.sources.from_config import open_sources
 from extender.spec.parse import parse_spec
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("compat-extender")
 
@@ -43,6 +48,10 @@ _OVERRIDES = {
     "debug_port": "debug.port",
     "features": "features.path",
     "images": "specs.images",
+    "features_source": "features.source",
+    "specs_source": "specs.source",
+    "kubeconfig": "features.kubeconfig",
+    "platform": "registry.platform",
     "reload_seconds": None,  # both sources
     "log_level": "logLevel",
 }
@@ -65,11 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--features", type=Path, help="directory of NodeFeature files [features.path]")
     s.add_argument("--images", type=Path, help="image -> spec mapping file [specs.images]")
     s.add_argument("--reload-seconds", type=float, help="file reload interval, 0 = never")
+    s.add_argument("--features-source", choices=["files", "kubernetes"], help="[features.source]")
+    s.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster) [features.kubeconfig]")
+    s.add_argument("--specs-source", choices=["files", "registry"], help="[specs.source]")
+    s.add_argument("--platform", help="os/arch[/variant] for multi-arch images [registry.platform]")
     s.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="[logLevel]")
     s.add_argument("--print-config", action="store_true", help="print the effective config and exit")
 
     c = sub.add_parser("check-spec", help="parse image compatibility spec files the way NFD does")
     c.add_argument("files", nargs="+", type=Path)
+    cli_registry.add_parsers(sub)
     return p
 
 
@@ -111,36 +125,37 @@ async def serve(
     ``on_listening`` gets the base URLs (main listener first) once they accept connections."""
     from aiohttp import web  # the pure commands (check-spec) do not need the server stack
 
-    if not config.features.path.is_dir():
-        raise ConfigError("features.path", f"{config.features.path} is not a directory")
-    if not config.specs.images.is_file():
-        raise ConfigError("specs.images", f"{config.specs.images} is not a file")
-    features = FileFeatures(config.features.path, nfd_namespace=config.features.nfdNamespace)
-    files = FileSpecs(config.specs.images)
-    await features.refresh()
-    await files.refresh()
-    for name, src in (("features", features), ("specs", files)):
-        for where, why in src.errors.items():
-            log.warning("%s: cannot load %s: %s", name, where, why)
-    lookups = SharedLookups(files)
-    sources: list[tuple[str, WatchedSource]] = [("features", features), ("specs", files)]
-    metrics = Metrics()
-    metrics.watch(features, lookups, sources)
-    settings = settings_from(config)
-    app = build_app(features, lookups, settings, metrics=metrics, sources=sources)
-    access_log = logging.getLogger("aiohttp.access") if config.logLevel == "debug" else None
-    runners = [web.AppRunner(app, access_log=access_log, shutdown_timeout=10.0)]
-    addresses = [(config.listen.host, config.listen.port)]
-    if config.debug.enabled and config.debug.port:
-        debug_app = build_debug_app(features, lookups, settings, metrics=metrics, sources=sources)
-        runners.append(web.AppRunner(debug_app, access_log=access_log, shutdown_timeout=10.0))
-        addresses.append((config.debug.host, config.debug.port))
+    async with open_sources(config) as sources:
+        metrics = Metrics()
+        metrics.watch(sources.features, sources.lookups, sources.watched, sources.caches)
+        settings = settings_from(config)
+        args = (sources.features, sources.lookups, settings)
+        app = build_app(*args, metrics=metrics, sources=sources.watched)
+        access_log = logging.getLogger("aiohttp.access") if config.logLevel == "debug" else None
+        runners = [web.AppRunner(app, access_log=access_log, shutdown_timeout=10.0)]
+        addresses = [(config.listen.host, config.listen.port)]
+        if config.debug.enabled and config.debug.port:
+            debug_app = build_debug_app(*args, metrics=metrics, sources=sources.watched)
+            runners.append(web.AppRunner(debug_app, access_log=access_log, shutdown_timeout=10.0))
+            addresses.append((config.debug.host, config.debug.port))
+        await _listen(runners, addresses, stop, on_listening, sources.summary, config)
+
+
+async def _listen(
+    runners: list[web.AppRunner],
+    addresses: list[tuple[str, int]],
+    stop: asyncio.Event | None,
+    on_listening: Callable[[list[str]], None] | None,
+    summary: str,
+    config: Config,
+) -> None:
+    from aiohttp import web
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    pollers: list[asyncio.Task[None]] = []
     urls: list[str] = []
     try:
         for runner, (host, port) in zip(runners, addresses, strict=True):
@@ -149,26 +164,12 @@ async def serve(
             bound_host, bound_port = runner.addresses[0][:2]
             urls.append(f"http://{bound_host}:{bound_port}")
             log.info("listening on %s%s", urls[-1], " (debug endpoints)" if len(urls) > 1 else "")
-        log.info(
-            "%d nodes, %d images with specs; debug endpoints %s",
-            len(features.table),
-            len(files.images),
-            "off" if not config.debug.enabled else f"on {urls[-1]}",
-        )
-        if config.features.reloadSeconds:
-            pollers.append(
-                asyncio.create_task(poll(features.refresh, config.features.reloadSeconds, "features"))
-            )
-        if config.specs.reloadSeconds:
-            pollers.append(asyncio.create_task(poll(files.refresh, config.specs.reloadSeconds, "specs")))
+        log.info("%s; debug endpoints %s", summary, "off" if not config.debug.enabled else f"on {urls[-1]}")
         if on_listening is not None:
             on_listening(urls)
         await stop.wait()
         log.info("stopping: draining in-flight requests")
     finally:
-        for task in pollers:
-            task.cancel()
-        await asyncio.gather(*pollers, return_exceptions=True)
         for runner in runners:
             await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -204,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-spec":
         return _check_specs(args.files)
+    if args.command == "attach":
+        return asyncio.run(cli_registry.attach_command(args))
+    if args.command == "discover":
+        return asyncio.run(cli_registry.discover_command(args))
     try:
         config = config_from_args(args)
     except ConfigError as exc:

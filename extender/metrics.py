@@ -24,6 +24,20 @@ NS = "compat_extender"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+class CacheStats(Protocol):
+    """A bounded cache, as metrics see it (:class:`extender.sources.registry.cache.BoundedCache`)."""
+
+    name: str
+    hits: int
+    misses: int
+    evictions: int
+
+    def __len__(self) -> int: ...
+
+    @property
+    def bytes(self) -> int: ...
+
+
 class WatchedSource(Protocol):
     """What a source exposes for metrics and /debug/sources."""
 
@@ -73,9 +87,10 @@ class Metrics:
         features: FeatureSource,
         lookups: SharedLookups | None = None,
         sources: Sequence[tuple[str, WatchedSource]] = (),
+        caches: Sequence[CacheStats] = (),
     ) -> None:
         """Export the live state of these objects at every scrape."""
-        self.registry.register(_Live(features, lookups, sources))
+        self.registry.register(_Live(features, lookups, sources, caches))
 
 
 class _Live(Collector):
@@ -84,10 +99,12 @@ class _Live(Collector):
         features: FeatureSource,
         lookups: SharedLookups | None,
         sources: Sequence[tuple[str, WatchedSource]],
+        caches: Sequence[CacheStats] = (),
     ) -> None:
         self.features = features
         self.lookups = lookups
         self.sources = sources
+        self.caches = caches
 
     def describe(self) -> Iterable[Metric]:
         return []  # unchecked collector: the registry does not need names up front
@@ -134,3 +151,24 @@ class _Live(Collector):
             reloads.add_metric([name], source.reloads)
         yield errors
         yield reloads
+        if self.caches:
+            yield from self._caches()
+
+    def _caches(self) -> Iterator[Metric]:
+        entries = GaugeMetricFamily(f"{NS}_registry_cache_entries", "Entries held.", labels=["cache"])
+        size = GaugeMetricFamily(
+            f"{NS}_registry_cache_bytes", "Bytes held (as the cache accounts them).", labels=["cache"]
+        )
+        lookups = CounterMetricFamily(
+            f"{NS}_registry_cache_lookups", "Lookups by result.", labels=["cache", "result"]
+        )
+        evictions = CounterMetricFamily(
+            f"{NS}_registry_cache_evictions", "Entries dropped to stay within the bounds.", labels=["cache"]
+        )
+        for c in self.caches:
+            entries.add_metric([c.name], len(c))
+            size.add_metric([c.name], c.bytes)
+            lookups.add_metric([c.name, "hit"], c.hits)
+            lookups.add_metric([c.name, "miss"], c.misses)
+            evictions.add_metric([c.name], c.evictions)
+        yield from (entries, size, lookups, evictions)

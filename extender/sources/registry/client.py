@@ -170,7 +170,7 @@ class Referrers:
 CredentialLookup = Callable[[str], Credentials | None]
 
 
-def _no_credentials(registry: str) -> Credentials | None:
+def no_credentials(registry: str) -> Credentials | None:
     return None
 
 
@@ -182,7 +182,7 @@ class RegistryClient:
         self,
         transport: Transport,
         *,
-        credentials: CredentialLookup = _no_credentials,
+        credentials: CredentialLookup = no_credentials,
         allow: frozenset[str] | None = None,
         plain_http: frozenset[str] = frozenset(),
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
@@ -548,7 +548,7 @@ class RegistryClient:
 def credential_lookup(docker_config: Mapping[str, object] | None) -> CredentialLookup:
     """Credentials per registry from a decoded docker ``config.json`` (``None``: anonymous)."""
     if docker_config is None:
-        return _no_credentials
+        return no_credentials
 
     def lookup(registry: str) -> Credentials | None:
         return docker_config_credentials(docker_config, registry)

@@ -1,0 +1,173 @@
+"""``compat-extender attach`` and ``compat-extender discover``: the registry side, for image authors.
+
+    compat-extender attach --image REF --spec FILE [--created TIME] [--annotation K=V]...
+    compat-extender discover --image REF [--platform OS/ARCH[/VARIANT]] [--json]
+
+Both take the ``registry`` section of ``--config`` (credentials, plain-HTTP hosts, CA files,
+allow-list, limits), and ``--docker-config``/``--plain-http`` on top. Exit codes: 0 done (discover:
+an artifact would be used), 1 attach: the spec is invalid / discover: no artifact, 2 any other
+error (registry, credentials, configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from extender.config import Config, load_config
+from extender.errors import ConfigError, ExtenderError, SpecError
+from extender.sources.from_config import registry_client, registry_specs
+from extender.sources.registry.attach import attach
+from extender.sources.registry.manifests import ANNOTATION_CREATED, Descriptor, parse_rfc3339
+from extender.sources.registry.reference import parse_reference
+
+
+def add_parsers(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--image", required=True, help="image reference, e.g. registry.example.com/app:1.0")
+        p.add_argument("--config", type=Path, help="extender config file (its registry section is used)")
+        p.add_argument("--docker-config", type=Path, help="docker config.json with credentials")
+        p.add_argument(
+            "--plain-http", action="store_true", help="talk http:// to the image's registry (not https)"
+        )
+
+    a = sub.add_parser("attach", help="push a compatibility spec as an OCI artifact referring to an image")
+    common(a)
+    a.add_argument("--spec", type=Path, required=True, help="the image compatibility spec (YAML)")
+    a.add_argument("--created", help="org.opencontainers.image.created (RFC 3339; default: now)")
+    a.add_argument(
+        "--annotation", action="append", default=[], metavar="KEY=VALUE", help="extra manifest annotation"
+    )
+
+    d = sub.add_parser("discover", help="list an image's compatibility artifacts and the one that is used")
+    common(d)
+    d.add_argument("--platform", help="child of a multi-arch index to ask [registry.platform]")
+    d.add_argument("--json", action="store_true", help="JSON output")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = {}
+    if args.docker_config is not None:
+        overrides["registry.dockerConfig"] = str(args.docker_config.resolve())
+    if getattr(args, "platform", None):
+        overrides["registry.platform"] = args.platform
+    config = load_config(args.config, overrides)
+    if args.plain_http:
+        host = parse_reference(args.image).registry
+        registry = dataclasses.replace(config.registry, plainHttp=(*config.registry.plainHttp, host))
+        config = dataclasses.replace(config, registry=registry)
+    return config
+
+
+def _fail(message: str) -> int:
+    print(f"compat-extender: {message}", file=sys.stderr)
+    return 2
+
+
+async def attach_command(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+        ref = parse_reference(args.image)
+        spec = args.spec.read_bytes()
+        annotations = dict(_pair(a) for a in args.annotation)
+        if args.created is not None and parse_rfc3339(args.created) is None:
+            raise ConfigError("--created", f"{args.created!r} is not an RFC 3339 time")
+    except (ExtenderError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    client, transport = registry_client(config)
+    try:
+        done = await attach(client, ref, spec, created=args.created, annotations=annotations)
+    except SpecError as exc:
+        print(f"{args.spec}: INVALID: {exc}", file=sys.stderr)
+        return 1
+    except ExtenderError as exc:
+        return _fail(str(exc))
+    finally:
+        await transport.close()
+    how = {
+        "registry": "the registry indexed it (referrers API)",
+        "tag-schema": "added to the referrers tag-schema index",
+        "already listed": "it was attached before (same content)",
+    }[done.indexed]
+    print(f"attached {done.artifact.digest} to {ref.name}@{done.subject.digest}: {how}")
+    return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise ValueError(f"--annotation {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def _row(d: Descriptor, chosen: Descriptor | None) -> dict[str, Any]:
+    return {
+        "digest": d.digest,
+        "artifactType": d.artifact_type,
+        "created": d.annotation(ANNOTATION_CREATED),
+        "size": d.size,
+        "used": chosen is not None and d.digest == chosen.digest,
+    }
+
+
+async def discover_command(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+        ref = parse_reference(args.image)
+    except ExtenderError as exc:
+        return _fail(str(exc))
+    client, transport = registry_client(config)
+    specs = registry_specs(config, client)
+    try:
+        client.check_allowed(ref)
+        found = await specs.find(ref, use_cache=False)
+        spec = await specs.spec(ref, found.artifact) if found.artifact is not None else None
+    except ExtenderError as exc:
+        return _fail(f"{ref}: {exc}")
+    finally:
+        await transport.close()
+    listings: list[dict[str, Any]] = [
+        {
+            "subject": subject,
+            "via": listing.via,
+            "filteredByRegistry": listing.filtered,
+            "referrers": [_row(d, found.artifact) for d in listing.descriptors],
+        }
+        for subject, listing in found.listings
+    ]
+    used = None if found.artifact is None else {"digest": found.artifact.digest, "subject": found.subject}
+    doc = {
+        "image": str(ref),
+        "digest": found.digest,
+        "listings": listings,
+        "used": used,
+        "spec": None
+        if spec is None
+        else {"digest": spec.digest, "sets": len(spec.compatibilities), "warnings": len(spec.warnings)},
+    }
+    if args.json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(f"{ref} -> {found.digest}")
+        for listing in listings:
+            print(f"  referrers of {listing['subject']} (via {listing['via']}):")
+            if not listing["referrers"]:
+                print("    none")
+            for r in listing["referrers"]:
+                mark = "*" if r["used"] else " "
+                kind, created = r["artifactType"] or "-", r["created"] or "-"
+                print(f"  {mark} {r['digest']}  {kind}  {created}  {r['size']} B")
+        if found.artifact is None:
+            print("no image compatibility artifact: the extender treats this image as having no spec")
+        else:
+            assert spec is not None
+            print(
+                f"uses {found.artifact.digest} (refers to {found.subject}): "
+                f"{len(spec.compatibilities)} compatibility set(s), spec {spec.digest}"
+            )
+    return 0 if found.artifact is not None else 1
