@@ -1,0 +1,118 @@
+"""``serve`` with ``features.source: kubernetes``: a kubeconfig pointing at the API-server stand-in,
+not ready until the initial lists are in, then filtering on what the cluster publishes and
+following its changes; a kubeconfig that cannot be used is a configuration error (exit 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+
+from extender.cli import main, serve
+from extender.config import load_config
+from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
+from tests.kube_apiserver import FakeApiServer
+from tests.test_file_sources import SPEC_A, put
+from tests.test_kube_source import node, nodefeature
+
+
+def kubeconfig(path: Path, server: str) -> Path:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "stand-in", "cluster": {"server": server}}],
+        "users": [{"name": "tester", "user": {"token": "not-checked"}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "stand-in", "user": "tester"}}],
+        "current-context": "ctx",
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+FILTER = {
+    "Pod": {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "reg/dpdk:1"}]}},
+    "NodeNames": ["n0", "n1", "n2"],
+}
+
+
+async def test_serve_from_the_kubernetes_api(tmp_path: Path) -> None:
+    server = FakeApiServer()
+    await server.put(NODES_PATH, node("n0"))
+    await server.put(NODES_PATH, node("n1"))
+    await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["vfio-pci"]))
+    await server.put(NODEFEATURES_PATH, nodefeature("n1", "n1", ["nvidia"]))
+    put(tmp_path / "dpdk.yaml", SPEC_A)
+    put(tmp_path / "images.yaml", "images:\n  reg/dpdk:1: dpdk.yaml\n")
+    server.fail_next = 2  # the first list fails: not ready until a list succeeds
+    async with TestServer(server.app) as ts:
+        kc = kubeconfig(tmp_path / "kubeconfig", str(ts.make_url("")).rstrip("/"))
+        config_doc = {
+            "listen": {"port": 0},
+            "features": {"source": "kubernetes", "kubeconfig": str(kc)},
+            "specs": {"images": "images.yaml", "reloadSeconds": 0},
+        }
+        (tmp_path / "extender.yaml").write_text(json.dumps(config_doc))
+        stop = asyncio.Event()
+        listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            serve(load_config(tmp_path / "extender.yaml"), stop=stop, on_listening=listening.set_result)
+        )
+        waiting: list[asyncio.Future[Any]] = [task, listening]
+        done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert listening in done, task.exception() if task.done() else "serve did not start"
+        base = listening.result()[0]
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                async def status(path: str) -> int:
+                    async with session.get(f"{base}{path}") as resp:
+                        return resp.status
+
+                async def names() -> list[str]:
+                    async with session.post(f"{base}/filter", data=orjson.dumps(FILTER)) as resp:
+                        out = await resp.json()
+                        return list(out["NodeNames"] or [])
+
+                deadline = asyncio.get_running_loop().time() + 10
+                while await status("/readyz") != 200:
+                    assert asyncio.get_running_loop().time() < deadline, "never ready"
+                    await asyncio.sleep(0.01)
+                assert await names() == ["n0"]
+
+                # the cluster changes: n2 appears with vfio-pci, n0's NodeFeature loses it
+                await server.put(NODES_PATH, node("n2"))
+                await server.put(NODEFEATURES_PATH, nodefeature("n2", "n2", ["vfio-pci"]))
+                await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["kvm"]))
+                result: list[str] = []
+
+                async def settled() -> bool:
+                    result[:] = await names()
+                    return result == ["n2"]
+
+                while not await settled():
+                    assert asyncio.get_running_loop().time() < deadline + 10, result
+                    await asyncio.sleep(0.01)
+                # a deleted Node leaves the table
+                await server.delete(NODES_PATH, "", "n2")
+                while await names() != []:
+                    assert asyncio.get_running_loop().time() < deadline + 20
+                    await asyncio.sleep(0.01)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+    assert server.requests, "the extender never called the API server"
+
+
+def test_unusable_kubeconfig_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "kc").write_text("not: [a kubeconfig")
+    args = ["serve", "--port", "0", "--features-source", "kubernetes", "--kubeconfig", str(tmp_path / "kc")]
+    assert main(args) == 2
+    assert "features.kubeconfig" in capsys.readouterr().err
