@@ -40,10 +40,11 @@ run: $(STAMP)
 	@echo "  curl -s 'http://127.0.0.1:8888/debug/explain?image=registry.example.com/telco/dpdk-app:23.11&node=gpu-h100-01&format=text'"
 	$(BIN)/compat-extender serve --config config/extender.yaml
 
-bench: $(STAMP)
+bench: $(STAMP) $(REGISTRY)
 	mkdir -p benchmarks/results
 	$(BIN)/python -m benchmarks.matcher --json benchmarks/results/matcher.json | tee benchmarks/results/matcher.md
 	$(BIN)/python -m benchmarks.http --json benchmarks/results/http.json | tee benchmarks/results/http.md
+	$(BIN)/python -m benchmarks.cold --json benchmarks/results/cold.json | tee benchmarks/results/cold.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
