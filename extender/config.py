@@ -70,7 +70,7 @@ class Registry:
     lookupSeconds: float = 10.0  # one image's whole lookup, all round trips
     requestSeconds: float = 5.0  # one HTTP request
     allow: tuple[str, ...] = ()  # registry hosts that may be contacted; empty = any
-    plainHttp: tuple[str, ...] = ()  # hosts reached over http:// (loopback hosts always are)
+    plainHttp: tuple[str, ...] = ()  # hosts reached over http:// (loopback hosts too, unless in caFiles)
     caFiles: Mapping[str, Path] = field(default_factory=dict)  # host -> PEM bundle to trust
     dockerConfig: Path | None = None  # a docker config.json (a mounted pull Secret)
     maxManifestBytes: int = 4 << 20

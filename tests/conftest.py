@@ -21,3 +21,10 @@ def distribution_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dist
     """distribution 2.8 behind htpasswd (Basic auth)."""
     with run_distribution(tmp_path_factory.mktemp("registry-auth"), auth=True) as d:
         yield d
+
+
+@pytest.fixture(scope="session")
+def distribution_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
+    """distribution 2.8, anonymous, over TLS with a certificate from a throw-away CA."""
+    with run_distribution(tmp_path_factory.mktemp("registry-tls"), auth=False, tls=True) as d:
+        yield d

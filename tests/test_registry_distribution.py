@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -248,3 +249,73 @@ async def test_status_errors_name_the_code(distribution: Distribution, client: R
     with pytest.raises(RegistryStatusError) as err:
         await client.manifest(parse_reference(f"{name}:nope"))
     assert err.value.status == 404 and "MANIFEST_UNKNOWN" in err.value.codes
+
+
+# -- TLS with a per-registry CA ----------------------------------------------------------------------
+
+
+async def test_tls_with_a_configured_ca(distribution_tls: Distribution, tmp_path: Path) -> None:
+    assert distribution_tls.ca is not None
+    host = distribution_tls.host
+    trusted = AiohttpTransport(ca_files={host: distribution_tls.ca})
+    untrusted = AiohttpTransport()
+    try:
+        client = RegistryClient(trusted, tls_hosts=frozenset({host}))
+        assert client.base_url(parse_reference(f"{host}/a/b")) == f"https://{host}"
+        name = f"{host}/tls/app"
+        await push_image(client, name, "1")
+        await attach(client, parse_reference(f"{name}:1"), SPEC)
+        assert await specs_for(client).lookup(f"{name}:1") == parse_spec(SPEC)
+        # without the CA the certificate is not trusted: an error, never "no spec"
+        strict = specs_for(RegistryClient(untrusted, tls_hosts=frozenset({host})))
+        with pytest.raises(SpecLookupError, match=r"(?i)certificate"):
+            await strict.lookup(f"{name}:1")
+        # and a loopback host without a CA entry is spoken to in plain HTTP: the TLS port refuses it
+        plain = specs_for(RegistryClient(untrusted))
+        with pytest.raises(SpecLookupError):
+            await plain.lookup(f"{name}:1")
+    finally:
+        await trusted.close()
+        await untrusted.close()
+
+
+# -- credentials from a docker config.json ---------------------------------------------------------
+
+
+async def test_docker_config_credentials_are_read_and_follow_the_file(
+    distribution_auth: Distribution, tmp_path: Path
+) -> None:
+    import base64
+    import json
+
+    from extender.sources.from_config import DockerConfigCredentials
+
+    def write(user: str, password: str) -> None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        path.write_text(json.dumps({"auths": {distribution_auth.host: {"auth": token}}}))
+
+    path = tmp_path / "config.json"
+    write(USER, PASSWORD)
+    creds = DockerConfigCredentials(path)
+    transport = AiohttpTransport()
+    try:
+        client = RegistryClient(transport, credentials=creds)
+        name = repo(distribution_auth)
+        await push_image(client, name, "1")
+        await attach(client, parse_reference(f"{name}:1"), SPEC)
+        assert await specs_for(client).lookup(f"{name}:1") == parse_spec(SPEC)
+
+        write(USER, "rotated-away")  # the Secret changes: the new (wrong) password is used
+        path.touch()
+        with pytest.raises(SpecLookupError, match="rejected"):
+            await specs_for(RegistryClient(transport, credentials=creds)).lookup(f"{name}:1")
+        path.write_text("{ not json")  # broken: anonymous, and the error is kept for operators
+        with pytest.raises(SpecLookupError, match="authentication required"):
+            await specs_for(RegistryClient(transport, credentials=creds)).lookup(f"{name}:1")
+        assert "config.json" in creds.error
+        path.unlink()
+        assert creds(distribution_auth.host) is None and "No such file" in creds.error
+        write(USER, PASSWORD)
+        assert creds(distribution_auth.host) == Credentials(USER, PASSWORD) and creds.error == ""
+    finally:
+        await transport.close()

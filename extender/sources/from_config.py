@@ -112,6 +112,7 @@ def registry_client(config: Config) -> tuple[RegistryClient, AiohttpTransport]:
         credentials=DockerConfigCredentials(r.dockerConfig) if r.dockerConfig else no_credentials,
         allow=frozenset(r.allow) or None,
         plain_http=frozenset(r.plainHttp),
+        tls_hosts=frozenset(r.caFiles),
         max_manifest_bytes=r.maxManifestBytes,
         max_blob_bytes=r.maxSpecBytes,
     )

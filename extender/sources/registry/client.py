@@ -185,6 +185,7 @@ class RegistryClient:
         credentials: CredentialLookup = no_credentials,
         allow: frozenset[str] | None = None,
         plain_http: frozenset[str] = frozenset(),
+        tls_hosts: frozenset[str] = frozenset(),
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
         max_blob_bytes: int = MAX_BLOB_BYTES,
         clock: Callable[[], float] = time.monotonic,
@@ -193,6 +194,7 @@ class RegistryClient:
         self.credentials = credentials
         self.allow = frozenset(h.lower() for h in allow) if allow else None
         self.plain_http = frozenset(h.lower() for h in plain_http)
+        self.tls_hosts = frozenset(h.lower() for h in tls_hosts)
         self.max_manifest_bytes = max_manifest_bytes
         self.max_blob_bytes = max_blob_bytes
         self.clock = clock
@@ -211,8 +213,9 @@ class RegistryClient:
             )
 
     def base_url(self, ref: ImageRef) -> str:
-        host = ref.api_host
-        plain = host.lower() in self.plain_http or is_loopback(host)
+        host = ref.api_host.lower()
+        # loopback registries are plain HTTP unless a CA was configured for them (registry.caFiles)
+        plain = host in self.plain_http or (is_loopback(host) and host not in self.tls_hosts)
         return f"{'http' if plain else 'https'}://{host}"
 
     def _repo_path(self, ref: ImageRef, kind: str, reference: str) -> str:
