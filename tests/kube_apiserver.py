@@ -7,6 +7,11 @@ real wire format, to test the NodeFeature source through the real HTTP client.
   newline-delimited ``{"type": ..., "object": ...}`` events after RV, then waits for new ones until
   the timeout; an RV older than the compaction point gets an ``ERROR`` event carrying a 410
   ``Status`` (that is how a watch reports "too old": the HTTP status is 200);
+* ``fieldSelector=spec.schedulerName=x,spec.nodeName=`` (``=``, ``==``, ``!=`` on dotted paths; a
+  missing field is the empty string) filters lists and watches; in a watch, an object that starts
+  matching arrives as ADDED and one that stops matching (a pod that got its ``spec.nodeName``) as
+  DELETED carrying its previous content, as the API server's watch cache sends them; a malformed
+  selector is 400;
 * faults on demand: the next requests answer 500, the next watch is cut in the middle of an event,
   bookmarks can be sent to every open watch.
 """
@@ -34,10 +39,68 @@ def status(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+class BadSelector(ValueError):
+    pass
+
+
+Requirement = tuple[list[str], bool, str]  # (dotted path, equal?, value)
+
+
+def parse_field_selector(text: str) -> list[Requirement]:
+    """``a.b=x,c!=y,d==`` -> requirements; every one must hold."""
+    out: list[Requirement] = []
+    for part in filter(None, text.split(",")):
+        op = next((op for op in ("!=", "==", "=") if op in part), "")
+        key, _, value = part.partition(op) if op else ("", "", "")
+        if not key or "=" in value or "!" in key:
+            raise BadSelector(f"invalid field selector requirement {part!r}")
+        out.append((key.strip().split("."), op != "!=", value.strip()))
+    return out
+
+
+def field_value(obj: dict[str, Any], path: list[str]) -> str:
+    cur: Any = obj
+    for step in path:
+        cur = cur.get(step) if isinstance(cur, dict) else None
+    if cur is None:
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
+def matches(obj: dict[str, Any], selector: list[Requirement]) -> bool:
+    return all((field_value(obj, path) == value) == equal for path, equal, value in selector)
+
+
+@dataclass
+class Event:
+    rv: int
+    kind: str  # ADDED | MODIFIED | DELETED | BOOKMARK
+    obj: dict[str, Any]  # for DELETED: the object as it was, with the deletion's resourceVersion
+    prev: dict[str, Any] | None = None  # the object before a MODIFIED or DELETED
+
+
+def filtered(event: Event, selector: list[Requirement]) -> tuple[str, dict[str, Any]] | None:
+    """What a watch with this field selector sends for ``event``, if anything."""
+    if not selector or event.kind == "BOOKMARK":
+        return event.kind, event.obj
+    now = event.kind != "DELETED" and matches(event.obj, selector)
+    before = event.prev is not None and matches(event.prev, selector)
+    if now:
+        return ("MODIFIED" if before else "ADDED"), event.obj
+    if before:
+        assert event.prev is not None
+        gone = copy.deepcopy(event.prev)  # the last content that matched, at this event's version
+        gone["metadata"]["resourceVersion"] = str(event.rv)
+        return "DELETED", gone
+    return None
+
+
 @dataclass
 class Store:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
 
 class FakeApiServer:
@@ -64,9 +127,9 @@ class FakeApiServer:
         key = (meta.get("namespace", ""), meta["name"])
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
-        kind = "MODIFIED" if key in store.objects else "ADDED"
+        prev = store.objects.get(key)
         store.objects[key] = obj
-        store.events.append((self.rv, kind, obj))
+        store.events.append(Event(self.rv, "ADDED" if prev is None else "MODIFIED", obj, prev))
         await self._notify()
         return obj
 
@@ -75,7 +138,7 @@ class FakeApiServer:
         obj = store.objects.pop((namespace, name))
         self.rv += 1
         obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(self.rv)}}
-        store.events.append((self.rv, "DELETED", obj))
+        store.events.append(Event(self.rv, "DELETED", obj, obj))
         await self._notify()
 
     async def compact(self) -> None:
@@ -94,7 +157,7 @@ class FakeApiServer:
     async def bookmark(self) -> None:
         self.rv += 1
         for store in self.stores.values():
-            store.events.append((self.rv, "BOOKMARK", {"metadata": {"resourceVersion": str(self.rv)}}))
+            store.events.append(Event(self.rv, "BOOKMARK", {"metadata": {"resourceVersion": str(self.rv)}}))
         await self._notify()
 
     async def _notify(self) -> None:
@@ -111,12 +174,16 @@ class FakeApiServer:
                 status(500, "InternalError", "etcdserver: request timed out"), status=500
             )
         store = self.stores.setdefault(request.path, Store())
+        try:
+            selector = parse_field_selector(request.query.get("fieldSelector", ""))
+        except BadSelector as exc:
+            return web.json_response(status(400, "BadRequest", str(exc)), status=400)
         if request.query.get("watch") in ("true", "1"):
-            return await self._watch(request, store)
-        return self._list(request, store)
+            return await self._watch(request, store, selector)
+        return self._list(request, store, selector)
 
-    def _list(self, request: web.Request, store: Store) -> web.Response:
-        items = [store.objects[k] for k in sorted(store.objects)]
+    def _list(self, request: web.Request, store: Store, selector: list[Requirement]) -> web.Response:
+        items = [store.objects[k] for k in sorted(store.objects) if matches(store.objects[k], selector)]
         limit = int(request.query.get("limit", "0") or 0)
         start = 0
         rv = self.rv
@@ -134,7 +201,9 @@ class FakeApiServer:
             meta["continue"] = f"{start + limit}:{rv}"
         return web.json_response({"kind": "List", "apiVersion": "v1", "metadata": meta, "items": page})
 
-    async def _watch(self, request: web.Request, store: Store) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, store: Store, selector: list[Requirement]
+    ) -> web.StreamResponse:
         since = int(request.query.get("resourceVersion") or self.rv)
         timeout = float(request.query.get("timeoutSeconds", "30"))
         bookmarks = request.query.get("allowWatchBookmarks") == "true"
@@ -162,12 +231,15 @@ class FakeApiServer:
             while True:
                 if self.epoch != epoch:
                     return resp
-                pending = [] if self.paused else [(rv, t, o) for rv, t, o in store.events if rv > sent]
-                for rv, kind, obj in pending:
-                    sent = rv
-                    if kind == "BOOKMARK" and not bookmarks:
+                pending = [] if self.paused else [e for e in store.events if e.rv > sent]
+                for event in pending:
+                    sent = event.rv
+                    if event.kind == "BOOKMARK" and not bookmarks:
                         continue
-                    line = orjson.dumps({"type": kind, "object": obj}) + b"\n"
+                    out = filtered(event, selector)
+                    if out is None:
+                        continue
+                    line = orjson.dumps({"type": out[0], "object": out[1]}) + b"\n"
                     if self.cut_next_watch:
                         self.cut_next_watch = False
                         await resp.write(line[: len(line) // 2])

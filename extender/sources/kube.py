@@ -65,13 +65,17 @@ class ListResult:
 
 
 class KubeTransport(Protocol):
-    async def list(self, path: str) -> ListResult:
-        """Every object at ``path`` (all pages). Raises KubeError / Gone."""
+    async def list(self, path: str, *, field_selector: str = "") -> ListResult:
+        """Every object at ``path`` (all pages), only those matching ``field_selector`` when one is
+        given (``spec.nodeName=,spec.schedulerName=x``). Raises KubeError / Gone."""
         ...
 
-    def watch(self, path: str, resource_version: str) -> AsyncIterator[WatchEvent]:
+    def watch(
+        self, path: str, resource_version: str, *, field_selector: str = ""
+    ) -> AsyncIterator[WatchEvent]:
         """Events after ``resource_version`` (bookmarks on) until the server ends the stream.
-        Raises KubeError / Gone; ERROR events are passed through for the reflector to read."""
+        Raises KubeError / Gone; ERROR events are passed through for the reflector to read.
+        With a ``field_selector``, an object that stops matching arrives as DELETED."""
         ...
 
 
@@ -102,7 +106,10 @@ def _status_code(obj: Mapping[str, Any]) -> int:
 
 
 class Reflector:
-    """List + watch of one resource, feeding ``replace`` (after each list) and ``apply`` (per event)."""
+    """List + watch of one resource, feeding ``replace`` (after each list) and ``apply`` (per event).
+
+    With a ``field_selector`` only matching objects are listed and watched; one that stops matching
+    is seen as DELETED."""
 
     def __init__(
         self,
@@ -111,9 +118,13 @@ class Reflector:
         replace: Callable[[list[dict[str, Any]]], None],
         apply: Callable[[str, dict[str, Any]], None],
         backoff: Backoff | None = None,
+        *,
+        field_selector: str = "",
     ) -> None:
         self.transport = transport
         self.path = path
+        self.field_selector = field_selector
+        self.where = f"{path}?fieldSelector={field_selector}" if field_selector else path  # for logs
         self.replace = replace
         self.apply = apply
         self.backoff = backoff or Backoff()
@@ -127,7 +138,7 @@ class Reflector:
         while True:
             try:
                 if not self.resource_version:
-                    result = await self.transport.list(self.path)
+                    result = await self.transport.list(self.path, field_selector=self.field_selector)
                     self.replace(result.items)
                     self.resource_version = result.resource_version
                     self.lists += 1
@@ -135,7 +146,7 @@ class Reflector:
                 await self._watch()
                 self.backoff.reset()  # the stream ran its course: the server is healthy
             except Gone:
-                log.info("%s: resourceVersion %s is gone; listing again", self.path, self.resource_version)
+                log.info("%s: resourceVersion %s is gone; listing again", self.where, self.resource_version)
                 self.resource_version = ""
                 # a server that answers 410 right after a list must not get a hot loop of lists
                 await asyncio.sleep(self.backoff.next())
@@ -145,11 +156,12 @@ class Reflector:
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = self.backoff.next()
-                log.warning("%s: %s; retrying in %.1fs", self.path, self.last_error, delay)
+                log.warning("%s: %s; retrying in %.1fs", self.where, self.last_error, delay)
                 await asyncio.sleep(delay)
 
     async def _watch(self) -> None:
-        async for event in self.transport.watch(self.path, self.resource_version):
+        events = self.transport.watch(self.path, self.resource_version, field_selector=self.field_selector)
+        async for event in events:
             kind = event.get("type")
             obj = event.get("object")
             if not isinstance(obj, dict):

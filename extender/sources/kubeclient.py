@@ -77,12 +77,14 @@ class ApiClientTransport:
         except aiohttp.ClientError as exc:
             raise KubeError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
 
-    async def list(self, path: str) -> ListResult:
+    async def list(self, path: str, *, field_selector: str = "") -> ListResult:
         items: list[dict[str, Any]] = []
         token = ""
         timeout = aiohttp.ClientTimeout(total=self.request_timeout)
         while True:
             query: list[tuple[str, Any]] = [("limit", self.page_size)]
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
             if token:
                 query.append(("continue", token))
             resp = await self._get(path, query, timeout)
@@ -107,13 +109,17 @@ class ApiClientTransport:
             if not token:
                 return ListResult(items, str(meta.get("resourceVersion", "")))
 
-    async def watch(self, path: str, resource_version: str) -> AsyncIterator[WatchEvent]:
+    async def watch(
+        self, path: str, resource_version: str, *, field_selector: str = ""
+    ) -> AsyncIterator[WatchEvent]:
         query: list[tuple[str, Any]] = [
             ("watch", "true"),
             ("resourceVersion", resource_version),
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", self.watch_seconds),
         ]
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         # no total timeout: a watch is long-lived; a silent connection is cut after sock_read
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.request_timeout, sock_read=self.watch_seconds + 30
