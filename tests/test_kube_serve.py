@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from extender.cli import main, serve
 from extender.config import load_config
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
+from tests.distribution import Distribution
 from tests.kube_apiserver import FakeApiServer
 from tests.test_file_sources import SPEC_A, put
 from tests.test_kube_source import node, nodefeature
@@ -116,3 +118,71 @@ def test_unusable_kubeconfig_is_a_configuration_error(
     args = ["serve", "--port", "0", "--features-source", "kubernetes", "--kubeconfig", str(tmp_path / "kc")]
     assert main(args) == 2
     assert "features.kubeconfig" in capsys.readouterr().err
+
+
+async def test_prefetch_warms_the_registry_cache_before_any_filter(
+    tmp_path: Path, distribution: Distribution
+) -> None:
+    """features from Kubernetes, specs from the registry, prefetch on: a pod created for
+    compat-scheduler has its image's spec fetched before the scheduler asks; the filter call that
+    follows makes no registry request."""
+    from tests.test_registry_serve import pushed_with_spec
+
+    image = await pushed_with_spec(distribution)
+    server = FakeApiServer()
+    await server.put(NODES_PATH, node("n0"))
+    await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["vfio-pci"]))
+    async with TestServer(server.app) as ts:
+        kc = kubeconfig(tmp_path / "kubeconfig", str(ts.make_url("")).rstrip("/"))
+        config_doc = {
+            "listen": {"port": 0},
+            "features": {"source": "kubernetes", "kubeconfig": str(kc)},
+            "specs": {"source": "registry"},
+            "prefetch": {"enabled": True},
+        }
+        (tmp_path / "extender.yaml").write_text(json.dumps(config_doc))
+        stop = asyncio.Event()
+        listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            serve(load_config(tmp_path / "extender.yaml"), stop=stop, on_listening=listening.set_result)
+        )
+        waiting: list[asyncio.Future[Any]] = [task, listening]
+        done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert listening in done, task.exception() if task.done() else "serve did not start"
+        base = listening.result()[0]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "solver-0", "namespace": "hpc"},
+            "spec": {"schedulerName": "compat-scheduler", "containers": [{"name": "c", "image": image}]},
+        }
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                async def metric(name: str) -> float:
+                    async with session.get(f"{base}/metrics") as resp:
+                        text = await resp.text()
+                    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+                    return float(m.group(1)) if m else 0.0
+
+                await server.put("/api/v1/pods", pod)
+                deadline = asyncio.get_running_loop().time() + 10
+                specs_cached = 'compat_extender_registry_cache_entries{cache="specs"}'
+                while await metric(specs_cached) != 1.0:
+                    assert asyncio.get_running_loop().time() < deadline, "the spec was never prefetched"
+                    await asyncio.sleep(0.02)
+                lookups = 'compat_extender_spec_lookups_total{result="spec"}'
+                assert await metric(lookups) == 1.0
+                body = {"Pod": pod, "NodeNames": ["n0"]}
+                async with session.post(f"{base}/filter", data=orjson.dumps(body)) as resp:
+                    out = await resp.json()
+                assert out["Error"] == ""
+                # the filter was answered from the cache the prefetch filled: the referrers cache hit
+                hits = 'compat_extender_registry_cache_lookups_total{cache="tags",result="hit"}'
+                assert await metric(hits) >= 1.0
+                async with session.get(f"{base}/debug/sources") as resp:
+                    sources = (await resp.json())["sources"]
+                assert sources["prefetch"]["errors"] == {} and sources["prefetch"]["reloads"] >= 1
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)

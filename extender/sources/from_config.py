@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the Kubernetes client is imported only when features.source
     from kubernetes_asyncio.client import ApiClient
 
     from extender.sources.kube import KubeFeatures
+    from extender.sources.kubeclient import ApiClientTransport
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
     tasks: list[asyncio.Task[None]] = []
     watched: list[tuple[str, WatchedSource]] = []
     summary: list[str] = []
+    kube_transport: ApiClientTransport | None = None
     try:
         features: FeatureSource
         if config.features.source == "files":
@@ -172,7 +174,7 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
             watched.append(("features", files))
             summary.append(f"{len(files.table)} nodes from {config.features.path}")
         else:
-            kube, api = await _kube_features(config)
+            kube, api, kube_transport = await _kube_features(config)
             closers.append(api.close)
             tasks.append(_task(kube.run(), "watch-nodefeatures"))
             features = kube
@@ -205,8 +207,20 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
 
         lookups = SharedLookups(specs)
         if config.prefetch.enabled:
-            tasks.append(await _prefetch(config, lookups, closers))
-            summary.append(f"prefetch for {', '.join(config.prefetch.schedulerNames)}")
+            from extender.sources.prefetch import Prefetcher
+
+            if kube_transport is None:  # load_config refuses this combination already
+                raise ConfigError("prefetch.enabled", "needs features.source: kubernetes")
+            prefetcher = Prefetcher(
+                kube_transport,
+                lookups,
+                config.prefetch.schedulerNames,
+                concurrency=config.prefetch.concurrency,
+            )
+            closers.append(prefetcher.close)
+            tasks.append(_task(prefetcher.run(), "prefetch"))
+            watched.append(("prefetch", prefetcher))
+            summary.append(f"prefetching images of pods for {', '.join(config.prefetch.schedulerNames)}")
         yield Sources(features, specs, lookups, watched, caches, tasks, "; ".join(summary))
     finally:
         for t in tasks:
@@ -217,7 +231,7 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
                 await close()
 
 
-async def _kube_features(config: Config) -> tuple[KubeFeatures, ApiClient]:
+async def _kube_features(config: Config) -> tuple[KubeFeatures, ApiClient, ApiClientTransport]:
     from extender.sources.kube import KubeFeatures
     from extender.sources.kubeclient import ApiClientTransport, make_api_client
 
@@ -228,15 +242,8 @@ async def _kube_features(config: Config) -> tuple[KubeFeatures, ApiClient]:
         raise ConfigError(
             "features.kubeconfig", f"no usable Kubernetes configuration ({where}): {exc}"
         ) from None
+    transport = ApiClientTransport(api)
     kube = KubeFeatures(
-        ApiClientTransport(api),
-        nfd_namespace=config.features.nfdNamespace,
-        watch_nodes=config.features.watchNodes,
+        transport, nfd_namespace=config.features.nfdNamespace, watch_nodes=config.features.watchNodes
     )
-    return kube, api
-
-
-async def _prefetch(
-    config: Config, lookups: SharedLookups, closers: list[Callable[[], Awaitable[None]]]
-) -> asyncio.Task[None]:
-    raise ConfigError("prefetch.enabled", "prefetch is not available in this build yet")
+    return kube, api, transport
