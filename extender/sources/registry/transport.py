@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from extender.errors import RegistryError
 
@@ -124,7 +125,7 @@ class AiohttpTransport:
         try:
             async with session.request(
                 method,
-                url,
+                URL(url, encoded=True),  # as built: keep %2F in the artifactType query escaped
                 headers=dict(headers),
                 data=body,
                 allow_redirects=False,

@@ -1,0 +1,278 @@
+"""The registry client and spec source against the protocol-level registry stand-in
+(``tests/oci_registry.py``): the referrers API (filter honoured or not, ``Link`` pages, ggcr's wrong
+``artifactType``), the fallbacks, Bearer tokens (anonymous, with credentials, expiry), and faults —
+5xx, 403, timeouts, wrong digests, truncated and oversized bodies. Round trips are counted on the
+registry's side: what a cold lookup costs is part of the contract."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from extender.sources.base import SpecLookupError
+from extender.sources.registry.auth import Credentials
+from extender.sources.registry.client import RegistryClient
+from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
+from extender.sources.registry.reference import parse_reference
+from extender.sources.registry.transport import AiohttpTransport
+from extender.spec.parse import parse_spec
+from tests.oci_registry import FakeRegistry, serve_registry
+
+SPEC = (
+    b"version: v1alpha1\ncompatibilities:\n- rules:\n  - name: r\n    matchFeatures:\n"
+    b"    - feature: cpu.cpuid\n      matchExpressions: {AVX2: {op: Exists}}\n"
+)
+OTHER = SPEC.replace(b"AVX2", b"AVX512F")
+
+
+@dataclass
+class Env:
+    registry: FakeRegistry
+    host: str
+    transport: AiohttpTransport
+
+    def client(self, **kw: object) -> RegistryClient:
+        return RegistryClient(self.transport, **kw)  # type: ignore[arg-type]
+
+    def specs(self, cache: CacheSettings | None = None, **kw: object) -> RegistrySpecs:
+        return RegistrySpecs(self.client(**kw), cache=cache, lookup_seconds=5)
+
+    def trips(self) -> int:
+        """Registry requests so far, token requests not counted ("after auth")."""
+        return len([r for r in self.registry.requests if r.route != "token"])
+
+
+@pytest.fixture
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    registry: FakeRegistry = getattr(request, "param", None) or FakeRegistry()
+    transport = AiohttpTransport(request_seconds=1.0)
+    async with serve_registry(registry) as base:
+        yield Env(registry, base.removeprefix("http://"), transport)
+        await transport.close()
+
+
+def image_with_spec(env: Env, repo: str = "app", tag: str = "1", spec: bytes = SPEC) -> str:
+    digest = env.registry.put_image(repo, tag, layer=f"layer of {tag}".encode())
+    env.registry.put_artifact(repo, digest, spec)
+    return digest
+
+
+# -- the referrers API ------------------------------------------------------------------------------
+
+
+async def test_cold_lookup_round_trips(env: Env) -> None:
+    digest = image_with_spec(env)
+    specs = env.specs()
+    before = env.trips()
+    assert await specs.lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+    assert env.trips() - before == 4  # image manifest, referrers, artifact manifest, spec blob
+    routes = [r.route for r in env.registry.requests[before:]]
+    assert routes == ["manifests", "referrers", "manifests", "blobs"]
+    referrers = env.registry.requests_to("referrers")[-1]
+    assert "artifactType=application%2Fvnd.nfd.image-compatibility.v1alpha1" in referrers.query
+    before = env.trips()
+    assert await env.specs().lookup(f"{env.host}/app@{digest}") == parse_spec(SPEC)
+    assert env.trips() - before == 3  # by digest: no image manifest
+
+
+async def test_no_artifact_is_none_and_other_artifact_types_are_ignored(env: Env) -> None:
+    digest = env.registry.put_image("app", "1")
+    env.registry.put_artifact("app", digest, b"signature", artifact_type="application/vnd.dev.cosign.v1")
+    assert await env.specs().lookup(f"{env.host}/app:1") is None
+
+
+@pytest.mark.parametrize("env", [FakeRegistry(filter_artifact_type=False)], indirect=True)
+async def test_unfiltered_answer_is_filtered_by_the_client(env: Env) -> None:
+    digest = env.registry.put_image("app", "1")
+    env.registry.put_artifact("app", digest, SPEC, created="2026-01-01T00:00:00Z")
+    env.registry.put_artifact(
+        "app",
+        digest,
+        b"newer, but a signature",
+        artifact_type="application/vnd.dev.cosign.v1",
+        created="2026-06-01T00:00:00Z",
+    )
+    assert await env.specs().lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+
+
+@pytest.mark.parametrize("env", [FakeRegistry.ggcr()], indirect=True)
+async def test_ggcr_wrong_artifact_type_is_checked_on_the_manifest(env: Env) -> None:
+    digest = env.registry.put_image("app", "1")
+    env.registry.put_artifact("app", digest, SPEC)
+    found = await env.specs().find(parse_reference(f"{env.host}/app:1"))
+    assert found.artifact is not None
+    assert await env.specs().lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+
+
+@pytest.mark.parametrize("env", [FakeRegistry(page_size=1)], indirect=True)
+async def test_link_pages_are_followed_and_the_newest_wins(env: Env) -> None:
+    digest = env.registry.put_image("app", "1")
+    env.registry.put_artifact("app", digest, OTHER, created="2026-01-01T00:00:00Z")
+    env.registry.put_artifact("app", digest, SPEC, created="2026-03-01T00:00:00Z")
+    env.registry.put_artifact("app", digest, OTHER + b"# 2\n", created="2026-02-01T00:00:00Z")
+    assert await env.specs().lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+    assert len(env.registry.requests_to("referrers")) == 3
+
+
+@pytest.mark.parametrize("env", [FakeRegistry(referrers_content_type="application/json")], indirect=True)
+async def test_a_non_index_answer_means_no_api_and_the_tag_schema_is_read(env: Env) -> None:
+    digest = image_with_spec(env)
+    env.registry.write_referrers_tag("app", digest)
+    assert await env.specs().lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+
+
+@pytest.mark.parametrize("env", [FakeRegistry(name_unknown=True)], indirect=True)
+async def test_name_unknown_is_an_error_not_a_missing_api(env: Env) -> None:
+    with pytest.raises(SpecLookupError, match="NAME_UNKNOWN"):
+        await env.specs().lookup(f"{env.host}/nope@sha256:{'3' * 64}")
+
+
+async def test_multi_arch_child_through_the_api(env: Env) -> None:
+    amd = env.registry.put_image("app", platform="linux/amd64", layer=b"a")
+    arm = env.registry.put_image("app", platform="linux/arm64", layer=b"b")
+    env.registry.put_index("app", [amd, arm], "multi")
+    env.registry.put_artifact("app", amd, SPEC)
+    specs = env.specs()
+    found = await specs.find(parse_reference(f"{env.host}/app:multi"))
+    assert found.subject == amd
+    assert await specs.lookup(f"{env.host}/app:multi") == parse_spec(SPEC)
+
+
+# -- Bearer tokens ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", [FakeRegistry(auth="bearer", anonymous_pull={"app"})], indirect=True)
+async def test_bearer_anonymous_token_cached_per_scope(env: Env) -> None:
+    image_with_spec(env, tag="1")
+    image_with_spec(env, tag="2", spec=OTHER)
+    client = env.client()
+    specs = RegistrySpecs(client)
+    before = env.trips()
+    assert await specs.lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+    assert env.trips() - before == 5  # the first request is challenged once, then 4
+    assert env.registry.token_request_count == 1
+    before = env.trips()
+    assert await specs.lookup(f"{env.host}/app:2") == parse_spec(OTHER)
+    assert env.trips() - before == 4  # token sent up front: no challenge, no new token
+    assert env.registry.token_request_count == 1
+    assert all(r.auth_scheme == "Bearer" for r in env.registry.requests[-4:])
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        FakeRegistry(
+            auth="bearer", users={"bob": "pw"}, token_requires_credentials=True, token_field="access_token"
+        )
+    ],
+    indirect=True,
+)
+async def test_bearer_with_credentials(env: Env) -> None:
+    image_with_spec(env)
+    good = env.specs(credentials=lambda r: Credentials("bob", "pw"))
+    assert await good.lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+    assert env.registry.token_requests[-1].user == "bob"
+    bad = env.specs(credentials=lambda r: Credentials("bob", "wrong"))
+    with pytest.raises(SpecLookupError, match="refused a token"):
+        await bad.lookup(f"{env.host}/app:1")
+    with pytest.raises(SpecLookupError, match="refused a token"):
+        await env.specs().lookup(f"{env.host}/app:1")
+
+
+@pytest.mark.parametrize("env", [FakeRegistry(auth="bearer")], indirect=True)
+async def test_anonymous_token_without_access_is_an_error_without_a_loop(env: Env) -> None:
+    image_with_spec(env)
+    with pytest.raises(SpecLookupError, match="still 401"):
+        await env.specs().lookup(f"{env.host}/app:1")
+    assert env.registry.token_request_count <= 2
+    assert len(env.registry.requests) <= 4
+
+
+@pytest.mark.parametrize("env", [FakeRegistry(auth="bearer", anonymous_pull={"*"})], indirect=True)
+async def test_expired_token_is_replaced(env: Env) -> None:
+    image_with_spec(env, tag="1")
+    image_with_spec(env, tag="2", spec=OTHER)
+    client = env.client()
+    assert await RegistrySpecs(client).lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+    env.registry.expire_tokens()  # the registry no longer takes it, though our cache thinks it fresh
+    assert await RegistrySpecs(client).lookup(f"{env.host}/app:2") == parse_spec(OTHER)
+    assert env.registry.token_request_count == 2
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        FakeRegistry(
+            auth="basic", users={"bob": "pw"}, blob_redirect=True, blobstore_rejects_authorization=True
+        )
+    ],
+    indirect=True,
+)
+async def test_blob_redirect_does_not_carry_credentials(env: Env) -> None:
+    image_with_spec(env)
+    specs = env.specs(credentials=lambda r: Credentials("bob", "pw"))
+    assert await specs.lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+    assert env.registry.blobstore_authorization == [None]
+
+
+# -- faults: every one is an error (the failure policy decides), and nothing wrong is cached ---------
+
+
+@pytest.mark.parametrize(
+    ("fault", "match"),
+    [
+        (lambda r: r.fail_next(1, 500), "500"),
+        (lambda r: r.fail_next(1, 503, route="referrers", retry_after=1), "503"),
+        (lambda r: r.fail_next(1, 403, route="manifests"), "access denied"),
+        (lambda r: r.fail_next(1, 429, route="blobs"), "429"),
+        (lambda r: r.delay_next(3.0, route="referrers"), "no complete answer within 1s"),
+        (lambda r: r.corrupt_next(1, route="blobs"), "digest"),
+        (lambda r: r.corrupt_next(1, route="manifests"), r"(?i)digest"),
+        (lambda r: r.truncate_next(1, route="blobs"), "cut short"),
+        (lambda r: r.truncate_next(1, route="manifests"), "cut short"),
+        (lambda r: r.oversize_next(8 << 20, route="blobs"), "limit"),
+        (lambda r: r.oversize_next(8 << 20, route="manifests", declare_length=False), "limit"),
+        (lambda r: r.lie_digest_next(1, route="manifests"), "Docker-Content-Digest"),
+    ],
+    ids=[
+        "500",
+        "503",
+        "403",
+        "429",
+        "timeout",
+        "corrupt-blob",
+        "corrupt-manifest",
+        "truncated-blob",
+        "truncated-manifest",
+        "oversized-blob",
+        "oversized-chunked",
+        "lying-digest-header",
+    ],
+)
+async def test_faults_are_errors_and_recovery_is_complete(env: Env, fault: object, match: str) -> None:
+    image_with_spec(env)
+    specs = env.specs()
+    fault(env.registry)  # type: ignore[operator]
+    with pytest.raises(SpecLookupError, match=match):
+        await specs.lookup(f"{env.host}/app:1")
+    assert f"{env.host}/app:1" in specs.errors
+    # the fault is over: the same source (same caches) finds the spec, and forgets the error
+    assert await specs.lookup(f"{env.host}/app:1") == parse_spec(SPEC)
+    assert specs.errors == {}
+
+
+async def test_oversized_spec_blob_is_refused_before_download(env: Env) -> None:
+    digest = env.registry.put_image("app", "1")
+    env.registry.put_artifact("app", digest, SPEC + b"#" * (2 << 20))
+    before = env.trips()
+    with pytest.raises(SpecLookupError, match="over the 1048576-byte limit"):
+        await env.specs().lookup(f"{env.host}/app:1")
+    assert [r.route for r in env.registry.requests[before:]] == ["manifests", "referrers", "manifests"]
+
+
+async def test_registry_down_is_an_error(env: Env) -> None:
+    specs = RegistrySpecs(RegistryClient(env.transport), lookup_seconds=5)
+    with pytest.raises(SpecLookupError, match=r"ClientConnectorError|Connect"):
+        await specs.lookup("127.0.0.1:9/app:1")
