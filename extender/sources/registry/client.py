@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urljoin, urlsplit
@@ -36,7 +36,6 @@ from extender.sources.registry.auth import (
     TokenKey,
     basic_authorization,
     choose_challenge,
-    docker_config_credentials,
     parse_challenges,
     parse_token_response,
     repository_scope,
@@ -364,7 +363,17 @@ class RegistryClient:
         """GET a manifest or index by tag or digest (``ref.reference`` by default) with the full
         Accept list. By digest, the bytes must hash to it; by tag, the bytes' digest is the truth
         and a ``Docker-Content-Digest`` that disagrees is an error."""
-        reference = reference or ref.reference
+        fetched = await self._get_manifest(ref, reference or ref.reference, what=what)
+        assert fetched is not None  # only missing_ok answers None
+        return fetched
+
+    async def optional_manifest(self, ref: ImageRef, reference: str) -> Fetched | None:
+        """A manifest, or ``None`` on 404 (for read-modify-write of the tag-schema index)."""
+        return await self._get_manifest(ref, reference, what="manifest", push=True, missing_ok=True)
+
+    async def _get_manifest(
+        self, ref: ImageRef, reference: str, *, what: str, push: bool = False, missing_ok: bool = False
+    ) -> Fetched | None:
         by_digest = ":" in reference
         if by_digest:
             parse_digest(reference, "reference")
@@ -374,7 +383,10 @@ class RegistryClient:
             self._repo_path(ref, "manifests", reference),
             accept=MANIFEST_ACCEPT_HEADER,
             limit=self.max_manifest_bytes,
+            push=push,
         )
+        if resp.status == 404 and missing_ok:
+            return None
         if resp.status != 200:
             raise status_error(resp, f"{what} {ref.name}:{reference}")
         return self._fetched(resp, reference if by_digest else None)
@@ -444,20 +456,9 @@ class RegistryClient:
 
     async def _tag_schema(self, ref: ImageRef, digest: str) -> Referrers:
         tag = referrers_tag(digest)
-        resp = await self.send(
-            ref,
-            "GET",
-            self._repo_path(ref, "manifests", tag),
-            accept=MANIFEST_ACCEPT_HEADER,
-            limit=self.max_manifest_bytes,
-        )
-        if resp.status == 404:
-            return Referrers((), "tag-schema", False, 1)
-        if resp.status != 200:
-            raise status_error(resp, f"referrers index {ref.name}:{tag}")
-        fetched = self._fetched(resp, None)
-        if not isinstance(fetched.document, ImageIndex):
-            return Referrers((), "tag-schema", False, 1)  # a tag of that name that is not an index
+        fetched = await self._get_manifest(ref, tag, what="referrers index", missing_ok=True)
+        if fetched is None or not isinstance(fetched.document, ImageIndex):
+            return Referrers((), "tag-schema", False, 1)  # none, or a tag of that name that is no index
         return Referrers(fetched.document.manifests, "tag-schema", False, 1)
 
     # -- blobs -----------------------------------------------------------------------------------
@@ -530,30 +531,3 @@ class RegistryClient:
         if resp.status != 201:
             raise status_error(resp, f"manifest push to {ref.name}:{reference}")
         return resp
-
-    async def optional_manifest(self, ref: ImageRef, reference: str) -> Fetched | None:
-        """A manifest, or ``None`` on 404 (for read-modify-write of the tag-schema index)."""
-        resp = await self.send(
-            ref,
-            "GET",
-            self._repo_path(ref, "manifests", reference),
-            accept=MANIFEST_ACCEPT_HEADER,
-            limit=self.max_manifest_bytes,
-            push=True,
-        )
-        if resp.status == 404:
-            return None
-        if resp.status != 200:
-            raise status_error(resp, f"manifest {ref.name}:{reference}")
-        return self._fetched(resp, reference if ":" in reference else None)
-
-
-def credential_lookup(docker_config: Mapping[str, object] | None) -> CredentialLookup:
-    """Credentials per registry from a decoded docker ``config.json`` (``None``: anonymous)."""
-    if docker_config is None:
-        return no_credentials
-
-    def lookup(registry: str) -> Credentials | None:
-        return docker_config_credentials(docker_config, registry)
-
-    return lookup
