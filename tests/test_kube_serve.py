@@ -8,18 +8,17 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from extender.cli import main, serve
-from extender.config import load_config
+from extender.cli import main
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from tests.distribution import Distribution
 from tests.kube_apiserver import FakeApiServer
+from tests.serving import serving
 from tests.test_file_sources import SPEC_A, put
 from tests.test_kube_source import node, nodefeature
 
@@ -59,55 +58,41 @@ async def test_serve_from_the_kubernetes_api(tmp_path: Path) -> None:
             "features": {"source": "kubernetes", "kubeconfig": str(kc)},
             "specs": {"images": "images.yaml", "reloadSeconds": 0},
         }
-        (tmp_path / "extender.yaml").write_text(json.dumps(config_doc))
-        stop = asyncio.Event()
-        listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(
-            serve(load_config(tmp_path / "extender.yaml"), stop=stop, on_listening=listening.set_result)
-        )
-        waiting: list[asyncio.Future[Any]] = [task, listening]
-        done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-        assert listening in done, task.exception() if task.done() else "serve did not start"
-        base = listening.result()[0]
-        try:
-            async with aiohttp.ClientSession() as session:
+        async with serving(config_doc, tmp_path) as base, aiohttp.ClientSession() as session:
 
-                async def status(path: str) -> int:
-                    async with session.get(f"{base}{path}") as resp:
-                        return resp.status
+            async def status(path: str) -> int:
+                async with session.get(f"{base}{path}") as resp:
+                    return resp.status
 
-                async def names() -> list[str]:
-                    async with session.post(f"{base}/filter", data=orjson.dumps(FILTER)) as resp:
-                        out = await resp.json()
-                        return list(out["NodeNames"] or [])
+            async def names() -> list[str]:
+                async with session.post(f"{base}/filter", data=orjson.dumps(FILTER)) as resp:
+                    out = await resp.json()
+                    return list(out["NodeNames"] or [])
 
-                deadline = asyncio.get_running_loop().time() + 10
-                while await status("/readyz") != 200:
-                    assert asyncio.get_running_loop().time() < deadline, "never ready"
-                    await asyncio.sleep(0.01)
-                assert await names() == ["n0"]
+            deadline = asyncio.get_running_loop().time() + 10
+            while await status("/readyz") != 200:
+                assert asyncio.get_running_loop().time() < deadline, "never ready"
+                await asyncio.sleep(0.01)
+            assert await names() == ["n0"]
 
-                # the cluster changes: n2 appears with vfio-pci, n0's NodeFeature loses it
-                await server.put(NODES_PATH, node("n2"))
-                await server.put(NODEFEATURES_PATH, nodefeature("n2", "n2", ["vfio-pci"]))
-                await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["kvm"]))
-                result: list[str] = []
+            # the cluster changes: n2 appears with vfio-pci, n0's NodeFeature loses it
+            await server.put(NODES_PATH, node("n2"))
+            await server.put(NODEFEATURES_PATH, nodefeature("n2", "n2", ["vfio-pci"]))
+            await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["kvm"]))
+            result: list[str] = []
 
-                async def settled() -> bool:
-                    result[:] = await names()
-                    return result == ["n2"]
+            async def settled() -> bool:
+                result[:] = await names()
+                return result == ["n2"]
 
-                while not await settled():
-                    assert asyncio.get_running_loop().time() < deadline + 10, result
-                    await asyncio.sleep(0.01)
-                # a deleted Node leaves the table
-                await server.delete(NODES_PATH, "", "n2")
-                while await names() != []:
-                    assert asyncio.get_running_loop().time() < deadline + 20
-                    await asyncio.sleep(0.01)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
+            while not await settled():
+                assert asyncio.get_running_loop().time() < deadline + 10, result
+                await asyncio.sleep(0.01)
+            # a deleted Node leaves the table
+            await server.delete(NODES_PATH, "", "n2")
+            while await names() != []:
+                assert asyncio.get_running_loop().time() < deadline + 20
+                await asyncio.sleep(0.01)
     assert server.requests, "the extender never called the API server"
 
 
@@ -140,49 +125,35 @@ async def test_prefetch_warms_the_registry_cache_before_any_filter(
             "specs": {"source": "registry"},
             "prefetch": {"enabled": True},
         }
-        (tmp_path / "extender.yaml").write_text(json.dumps(config_doc))
-        stop = asyncio.Event()
-        listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(
-            serve(load_config(tmp_path / "extender.yaml"), stop=stop, on_listening=listening.set_result)
-        )
-        waiting: list[asyncio.Future[Any]] = [task, listening]
-        done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-        assert listening in done, task.exception() if task.done() else "serve did not start"
-        base = listening.result()[0]
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "solver-0", "namespace": "hpc"},
             "spec": {"schedulerName": "compat-scheduler", "containers": [{"name": "c", "image": image}]},
         }
-        try:
-            async with aiohttp.ClientSession() as session:
+        async with serving(config_doc, tmp_path) as base, aiohttp.ClientSession() as session:
 
-                async def metric(name: str) -> float:
-                    async with session.get(f"{base}/metrics") as resp:
-                        text = await resp.text()
-                    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-                    return float(m.group(1)) if m else 0.0
+            async def metric(name: str) -> float:
+                async with session.get(f"{base}/metrics") as resp:
+                    text = await resp.text()
+                m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+                return float(m.group(1)) if m else 0.0
 
-                await server.put("/api/v1/pods", pod)
-                deadline = asyncio.get_running_loop().time() + 10
-                specs_cached = 'compat_extender_registry_cache_entries{cache="specs"}'
-                while await metric(specs_cached) != 1.0:
-                    assert asyncio.get_running_loop().time() < deadline, "the spec was never prefetched"
-                    await asyncio.sleep(0.02)
-                lookups = 'compat_extender_spec_lookups_total{result="spec"}'
-                assert await metric(lookups) == 1.0
-                body = {"Pod": pod, "NodeNames": ["n0"]}
-                async with session.post(f"{base}/filter", data=orjson.dumps(body)) as resp:
-                    out = await resp.json()
-                assert out["Error"] == ""
-                # the filter was answered from the cache the prefetch filled: the referrers cache hit
-                hits = 'compat_extender_registry_cache_lookups_total{cache="tags",result="hit"}'
-                assert await metric(hits) >= 1.0
-                async with session.get(f"{base}/debug/sources") as resp:
-                    sources = (await resp.json())["sources"]
-                assert sources["prefetch"]["errors"] == {} and sources["prefetch"]["reloads"] >= 1
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
+            await server.put("/api/v1/pods", pod)
+            deadline = asyncio.get_running_loop().time() + 10
+            specs_cached = 'compat_extender_registry_cache_entries{cache="specs"}'
+            while await metric(specs_cached) != 1.0:
+                assert asyncio.get_running_loop().time() < deadline, "the spec was never prefetched"
+                await asyncio.sleep(0.02)
+            lookups = 'compat_extender_spec_lookups_total{result="spec"}'
+            assert await metric(lookups) == 1.0
+            body = {"Pod": pod, "NodeNames": ["n0"]}
+            async with session.post(f"{base}/filter", data=orjson.dumps(body)) as resp:
+                out = await resp.json()
+            assert out["Error"] == ""
+            # the filter was answered from the cache the prefetch filled: the referrers cache hit
+            hits = 'compat_extender_registry_cache_lookups_total{cache="tags",result="hit"}'
+            assert await metric(hits) >= 1.0
+            async with session.get(f"{base}/debug/sources") as resp:
+                sources = (await resp.json())["sources"]
+            assert sources["prefetch"]["errors"] == {} and sources["prefetch"]["reloads"] >= 1

@@ -16,8 +16,7 @@ import aiohttp
 import orjson
 import pytest
 
-from extender.cli import main, serve
-from extender.config import load_config
+from extender.cli import main
 from extender.http.app import AppSettings, build_app
 from extender.sources.base import StaticFeatures
 from extender.sources.files import FileFeatures
@@ -29,6 +28,7 @@ from extender.sources.registry.transport import AiohttpTransport
 from extender.sources.specs import SharedLookups
 from tests.distribution import Distribution
 from tests.oci_images import push_image
+from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -72,28 +72,13 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def run_serve(
-    config_doc: dict[str, Any], tmp_path: Path
-) -> tuple[asyncio.Task[None], asyncio.Event, str]:
-    path = tmp_path / "extender.yaml"
-    path.write_text(json.dumps(config_doc))
-    stop = asyncio.Event()
-    listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(load_config(path), stop=stop, on_listening=listening.set_result))
-    waiting: list[asyncio.Future[Any]] = [task, listening]
-    done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    assert listening in done, task.exception() if task.done() else "serve did not start"
-    return task, stop, listening.result()[0]
-
-
 async def test_serve_with_registry_specs_answers_like_files(
     distribution: Distribution, tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
     image = await pushed_with_spec(distribution)
     names = node_names()
     common = {"listen": {"port": 0}, "features": {"path": str(EXAMPLES / "nodefeatures"), "reloadSeconds": 0}}
-    task, stop, base = await run_serve({**common, "specs": {"source": "registry"}}, tmp_path)
-    try:
+    async with serving({**common, "specs": {"source": "registry"}}, tmp_path) as base:
         status, from_registry = await post(session, f"{base}/filter", {"Pod": pod(image), "NodeNames": names})
         assert status == 200 and from_registry["Error"] == ""
         status, scores = await post(session, f"{base}/prioritize", {"Pod": pod(image), "NodeNames": names})
@@ -101,20 +86,12 @@ async def test_serve_with_registry_specs_answers_like_files(
             metrics = await resp.text()
         async with session.get(f"{base}/debug/sources") as resp:
             sources = await resp.json()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-    task, stop, base = await run_serve(
-        {**common, "specs": {"images": str(EXAMPLES / "images.yaml"), "reloadSeconds": 0}}, tmp_path
-    )
-    try:
+    files = {**common, "specs": {"images": str(EXAMPLES / "images.yaml"), "reloadSeconds": 0}}
+    async with serving(files, tmp_path) as base:
         _, from_files = await post(session, f"{base}/filter", {"Pod": pod(FILE_IMAGE), "NodeNames": names})
         _, file_scores = await post(
             session, f"{base}/prioritize", {"Pod": pod(FILE_IMAGE), "NodeNames": names}
         )
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
     assert from_registry["NodeNames"] == from_files["NodeNames"]
     assert 0 < len(from_registry["NodeNames"]) < len(names)
     assert set(from_registry["FailedAndUnresolvableNodes"]) == set(from_files["FailedAndUnresolvableNodes"])
@@ -130,16 +107,11 @@ async def test_lookup_failures_follow_the_policy(tmp_path: Path, session: aiohtt
     common = {"listen": {"port": 0}, "features": {"path": str(EXAMPLES / "nodefeatures"), "reloadSeconds": 0}}
     body = {"Pod": pod(image), "NodeNames": node_names()}
     for policy, expect_error in (("Fail", True), ("Ignore", False)):
-        task, stop, base = await run_serve(
-            {**common, "failurePolicy": policy, "specs": {"source": "registry"}}, tmp_path
-        )
-        try:
+        config = {**common, "failurePolicy": policy, "specs": {"source": "registry"}}
+        async with serving(config, tmp_path) as base:
             status, out = await post(session, f"{base}/filter", body)
             async with session.get(f"{base}/debug/sources") as resp:
                 errors = (await resp.json())["sources"]["specs"]["errors"]
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
         assert status == 200
         if expect_error:
             assert "ClientConnectorError" in out["Error"] or "Connect" in out["Error"], out
