@@ -4,9 +4,10 @@
     compat-extender check-spec FILE...
     compat-extender attach --image REF --spec FILE      (see extender/cli_registry.py)
     compat-extender discover --image REF
+    compat-extender explain --image REF [--node NAME]   (see extender/cli_explain.py)
 
-Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject), 2 bad usage or
-configuration.
+Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject; ``explain``:
+incompatible), 2 bad usage, configuration or any other error.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from extender import cli_registry
+from extender import cli_explain, cli_registry
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError, ExtenderError
 from extender.http.app import AppSettings, build_app, build_debug_app
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-spec", help="parse image compatibility spec files the way NFD does")
     c.add_argument("files", nargs="+", type=Path)
     cli_registry.add_parsers(sub)
+    cli_explain.add_parser(sub)
     return p
 
 
@@ -209,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(cli_registry.attach_command(args))
     if args.command == "discover":
         return asyncio.run(cli_registry.discover_command(args))
+    if args.command == "explain":
+        return cli_explain.explain_command(args)
     try:
         config = config_from_args(args)
     except ConfigError as exc:

@@ -50,7 +50,7 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--json", action="store_true", help="JSON output")
 
 
-def _config(args: argparse.Namespace) -> Config:
+def registry_config(args: argparse.Namespace) -> Config:
     overrides: dict[str, Any] = {}
     if args.docker_config is not None:
         overrides["registry.dockerConfig"] = str(args.docker_config.resolve())
@@ -71,7 +71,7 @@ def _fail(message: str) -> int:
 
 async def attach_command(args: argparse.Namespace) -> int:
     try:
-        config = _config(args)
+        config = registry_config(args)
         ref = parse_reference(args.image)
         spec = args.spec.read_bytes()
         annotations = dict(_pair(a) for a in args.annotation)
@@ -117,7 +117,7 @@ def _row(d: Descriptor, chosen: Descriptor | None) -> dict[str, Any]:
 
 async def discover_command(args: argparse.Namespace) -> int:
     try:
-        config = _config(args)
+        config = registry_config(args)
         ref = parse_reference(args.image)
     except ExtenderError as exc:
         return _fail(str(exc))

@@ -63,7 +63,7 @@ def _scan(directory: Path) -> dict[Path, Stamp]:
     return found
 
 
-def _objects_in(doc: Any, where: str) -> Iterable[tuple[str, Any]]:
+def objects_in(doc: Any, where: str) -> Iterable[tuple[str, Any]]:
     if isinstance(doc, dict) and isinstance(doc.get("items"), list) and doc.get("kind") != "NodeFeature":
         for i, item in enumerate(doc["items"]):
             yield f"{where}.items[{i}]", item
@@ -75,7 +75,7 @@ def read_nodefeature_file(path: Path, nfd_namespace: str) -> list[ParsedNodeFeat
     """Every NodeFeature object in one file (blocking). Raises ExtenderError naming the object."""
     parsed: list[ParsedNodeFeature] = []
     for d, doc in enumerate(load_file(path)):
-        for where, obj in _objects_in(doc, f"document {d}"):
+        for where, obj in objects_in(doc, f"document {d}"):
             try:
                 nf = parse_nodefeature(obj)
             except ExtenderError as exc:
