@@ -25,16 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, islice
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from extender.features.nodefeature import NodeFeatures
-from extender.match.evaluate import evaluate
+from extender.match.evaluate import slot_verdicts
 from extender.match.explain import explain
-from extender.match.result import Status
 from extender.match.table import FeatureTable
 from extender.spec.model import Spec
 
@@ -61,9 +60,18 @@ class ImageSpec:
 
 @dataclass(slots=True)
 class Decision:
+    """``names``: the candidates as asked, in order; ``passed``: those that fit, in the same order;
+    ``failed``: the others with their reasons; ``score_list``: one score per entry of ``names``."""
+
+    names: list[str] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    scores: dict[str, int] = field(default_factory=dict)
+    score_list: list[int] = field(default_factory=list)
+
+    @property
+    def scores(self) -> dict[str, int]:
+        """Node -> score (built on demand: the hot paths use ``score_list``)."""
+        return dict(zip(self.names, self.score_list, strict=True))
 
 
 def _list(obj: Mapping[str, Any], key: str, path: str) -> list[Any]:
@@ -164,50 +172,62 @@ def decide(
     tags: frozenset[str] | None = None,
     missing_features: MissingFeatures = "fail",
     detail_limit: int = 50,
+    scores: bool = True,
 ) -> Decision:
-    """Filter and score ``nodes`` for a pod whose spec'd images are ``images``."""
+    """Filter and score ``nodes`` for a pod whose spec'd images are ``images`` (``scores=False``:
+    leave ``score_list`` empty, for the filter verb, which sends none)."""
     names = list(nodes)
     if not images:
-        return Decision(passed=names, scores=dict.fromkeys(names, 0))
-    ok = np.ones(len(names), dtype=np.bool_)
-    raw = np.zeros(len(names), dtype=np.int64)
-    first_bad = np.full(len(names), -1, dtype=np.intp)  # index into images of the first incompatible image
-    known = np.ones(len(names), dtype=np.bool_)
-    for i, item in enumerate(images):
-        result = evaluate(item.spec, table, names, tags=tags)
-        known = result.known
-        matched = result.status == Status.MATCHED
-        # Column by column (a spec has a handful of sets): row-wise reductions over so few columns
-        # cost more than the few whole-column operations.
-        compatible = np.zeros(len(names), dtype=np.bool_)
-        best = np.zeros(len(names), dtype=np.int64)  # the best positive weight among matching sets
-        for col, j in enumerate(result.set_indexes):
-            column = matched[:, col]
-            compatible |= column
-            weight = item.spec.compatibilities[j].weight
-            if weight > 0:
-                np.maximum(best, np.where(column, np.int64(weight), np.int64(0)), out=best)
-        raw += best
-        first_bad[~compatible & ok] = i
-        ok &= compatible
-    if missing_features == "pass":
-        ok |= ~known
+        return Decision(names, list(names), {}, [0] * len(names) if scores else [])
+    # Per request: one name -> slot lookup, then gathers from per-slot verdicts that are cached per
+    # (spec, tags, table generation). A slot of -1 (unknown node) reads the no-features verdict.
+    slots = table.slots_of(names)
+    known = slots >= 0
+    all_known = bool(known.all())
+    first = slot_verdicts(images[0].spec, table, tags)
+    ok = first.ok[slots]
+    raw = first.best[slots]
+    first_bad: npt.NDArray[np.intp] | None = None  # per node: the first image it cannot run
+    if len(images) > 1:
+        first_bad = np.where(ok, -1, 0)
+        for i, item in enumerate(images[1:], start=1):
+            v = slot_verdicts(item.spec, table, tags)
+            compatible = v.ok[slots]
+            first_bad[~compatible & ok] = i
+            ok &= compatible
+            raw += v.best[slots]
+    if not all_known:  # a node without NodeFeature: its features are unknown, whatever the spec says
+        if missing_features == "pass":
+            ok |= ~known
+        else:
+            ok &= known
     # Whole-array work from here on: Python only touches the failing nodes, one C-level pass each.
-    decision = Decision(passed=list(compress(names, ok.tolist())))
-    bad_rows = np.flatnonzero(~ok)
-    bad_known = known[bad_rows]
-    rows = bad_rows.tolist()
-    # the reason of a failing node: short form of its first incompatible image, or "unknown" (last)
-    codes = np.where(bad_known, first_bad[bad_rows], len(images)).tolist()
-    short = [f"image {item.image}: {_SHORT_REASON}" for item in images]
-    short.append(NO_FEATURES_REASON)
-    reasons = list(map(short.__getitem__, codes))
-    if detail_limit > 0:  # the first detail_limit failing nodes that have features get the details
-        for k in np.flatnonzero(bad_known)[:detail_limit].tolist():
-            item = images[codes[k]]
-            reasons[k] = f"image {item.image}: {_why(item.spec, table, names[rows[k]], tags)}"
-    decision.failed = dict(zip(map(names.__getitem__, rows), reasons, strict=True))
-    decision.scores = dict(zip(names, _scores(ok, raw), strict=True))
+    decision = Decision(names, list(compress(names, ok.tolist())))
+    bad = ~ok
+    if first_bad is None and all_known:  # the usual case: one short reason for every failing node
+        failed = dict.fromkeys(compress(names, bad.tolist()), f"image {images[0].image}: {_SHORT_REASON}")
+        if detail_limit > 0:  # the first detail_limit failing nodes get the details
+            item = images[0]
+            for name in list(islice(failed, detail_limit)):
+                failed[name] = f"image {item.image}: {_why(item.spec, table, name, tags)}"
+        decision.failed = failed
+    else:
+        bad_rows = np.flatnonzero(bad)
+        bad_known = known[bad_rows]
+        rows = bad_rows.tolist()
+        # the reason of a failing node: short form of its first incompatible image, or "unknown" (last)
+        image_of = first_bad[bad_rows] if first_bad is not None else np.zeros(len(rows), dtype=np.intp)
+        codes = np.where(bad_known, image_of, len(images)).tolist()
+        short = [f"image {item.image}: {_SHORT_REASON}" for item in images]
+        short.append(NO_FEATURES_REASON)
+        reasons = list(map(short.__getitem__, codes))
+        if detail_limit > 0:  # the first detail_limit failing nodes that have features get the details
+            for k in np.flatnonzero(bad_known)[:detail_limit].tolist():
+                item = images[codes[k]]
+                reasons[k] = f"image {item.image}: {_why(item.spec, table, names[rows[k]], tags)}"
+        decision.failed = dict(zip(map(names.__getitem__, rows), reasons, strict=True))
+    if scores:
+        decision.score_list = _scores(ok, raw)
     return decision
 
 

@@ -164,3 +164,18 @@ def test_duplicate_names_and_zero_detail_limit() -> None:
     d = decide([ImageSpec("cuda:12", CUDA)], TABLE, ["plain", "plain", "gpu"], detail_limit=0)
     assert d.passed == ["gpu"] and list(d.failed) == ["plain"]
     assert d.scores == {"plain": 0, "gpu": 10}
+
+
+def test_unknown_node_fails_even_when_a_set_matches_anything() -> None:
+    # A catch-all set (no rules: "runs anywhere, prefers the GPU set") matches a node with no features
+    # at all, but a node without NodeFeature is not a node without features: they are unknown, and
+    # missing_features=fail rejects it like any other unknown node.
+    spec = S(CUDA.compatibilities[0], CompatibilitySet(rules=(), weight=0))
+    image = ImageSpec("app:1", spec)
+    d = decide([image], TABLE, ["gpu", "ghost", "plain"])
+    assert d.passed == ["gpu", "plain"]
+    assert d.failed == {"ghost": "node has no NodeFeature: its features are unknown"}
+    d = decide([image, ImageSpec("cuda:12", CUDA)], TABLE, ["ghost", "plain", "gpu"])
+    assert d.passed == ["gpu"] and d.failed["ghost"].startswith("node has no NodeFeature")
+    d = decide([image], TABLE, ["gpu", "ghost"], missing_features="pass")
+    assert d.passed == ["gpu", "ghost"] and d.failed == {}

