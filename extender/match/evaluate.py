@@ -2,8 +2,11 @@
 
 The vectorized path evaluates the whole table once per (spec digest, tag selection, table
 generation) and caches the status matrix; each call then only gathers the rows it asked for, so
-per-call work is proportional to the requested nodes. The reference path evaluates node by node
-and is never cached: it is the oracle, and the baseline the benchmarks compare against.
+per-call work is proportional to the requested nodes. :func:`slot_verdicts` reduces that matrix
+once more, per slot, to what a scheduling decision reads (does any selected set match, the best
+weight), cached with it. Entries of older table generations are dropped when the table moves on.
+The reference path evaluates node by node and is never cached: it is the oracle, and the baseline
+the benchmarks compare against.
 """
 
 from __future__ import annotations
