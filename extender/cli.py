@@ -28,6 +28,7 @@ from extender import cli_explain, cli_registry
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError, ExtenderError
 from extender.http.app import AppSettings, build_app, build_debug_app
+from extender.http.tls import ReloadingContext, TlsFiles
 from extender.metrics import Metrics
 from extender.sources.from_config import open_sources
 from extender.spec.parse import parse_spec
@@ -114,7 +115,16 @@ def settings_from(config: Config) -> AppSettings:
         detail_limit=config.detailLimit,
         debug=config.debug.enabled and config.debug.port == 0,
         debug_max_nodes=config.debug.maxNodes,
+        client_cert_required=config.tls.clientCAFile is not None,
     )
+
+
+def tls_from(config: Config) -> ReloadingContext | None:
+    """The listeners' TLS context when ``tls.certFile`` is set (ConfigError when it does not load)."""
+    t = config.tls
+    if t.certFile is None or t.keyFile is None:
+        return None
+    return ReloadingContext(TlsFiles(t.certFile, t.keyFile, t.clientCAFile))
 
 
 async def serve(
@@ -127,9 +137,12 @@ async def serve(
     ``on_listening`` gets the base URLs (main listener first) once they accept connections."""
     from aiohttp import web  # the pure commands (check-spec) do not need the server stack
 
+    tls = tls_from(config)  # before the sources: a bad certificate stops startup at once
     async with open_sources(config) as sources:
         metrics = Metrics()
         metrics.watch(sources.features, sources.lookups, sources.watched, sources.caches)
+        if tls is not None:
+            tls.on_reload = lambda ok: metrics.tls_reloads.labels("ok" if ok else "error").inc()
         settings = settings_from(config)
         args = (sources.features, sources.lookups, settings)
         app = build_app(*args, metrics=metrics, sources=sources.watched)
@@ -140,7 +153,21 @@ async def serve(
             debug_app = build_debug_app(*args, metrics=metrics, sources=sources.watched)
             runners.append(web.AppRunner(debug_app, access_log=access_log, shutdown_timeout=10.0))
             addresses.append((config.debug.host, config.debug.port))
-        await _listen(runners, addresses, stop, on_listening, sources.summary, config)
+        reload = None
+        if tls is not None and config.tls.reloadSeconds > 0:
+            reload = asyncio.create_task(_reload_tls(tls, config.tls.reloadSeconds))
+        try:
+            await _listen(runners, addresses, stop, on_listening, sources.summary, config, tls)
+        finally:
+            if reload is not None:
+                reload.cancel()
+                await asyncio.gather(reload, return_exceptions=True)
+
+
+async def _reload_tls(tls: ReloadingContext, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        tls.check()
 
 
 async def _listen(
@@ -150,6 +177,7 @@ async def _listen(
     on_listening: Callable[[list[str]], None] | None,
     summary: str,
     config: Config,
+    tls: ReloadingContext | None = None,
 ) -> None:
     from aiohttp import web
 
@@ -162,9 +190,10 @@ async def _listen(
     try:
         for runner, (host, port) in zip(runners, addresses, strict=True):
             await runner.setup()
-            await web.TCPSite(runner, host, port).start()
+            ssl_context = tls.outer if tls is not None else None
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
             bound_host, bound_port = runner.addresses[0][:2]
-            urls.append(f"http://{bound_host}:{bound_port}")
+            urls.append(f"{'https' if tls is not None else 'http'}://{bound_host}:{bound_port}")
             log.info("listening on %s%s", urls[-1], " (debug endpoints)" if len(urls) > 1 else "")
         log.info("%s; debug endpoints %s", summary, "off" if not config.debug.enabled else f"on {urls[-1]}")
         if on_listening is not None:

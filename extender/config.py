@@ -86,6 +86,14 @@ class Prefetch:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    certFile: Path | None = None  # set (with keyFile): the listener(s) speak HTTPS
+    keyFile: Path | None = None
+    clientCAFile: Path | None = None  # set: /filter, /prioritize, /debug/* need a client cert from this CA
+    reloadSeconds: float = 60.0  # re-read the files this often when they changed; 0 = never
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen: Listen = field(default_factory=Listen)
     pathPrefix: str = ""
@@ -98,6 +106,7 @@ class Config:
     specs: Specs = field(default_factory=Specs)
     registry: Registry = field(default_factory=Registry)
     prefetch: Prefetch = field(default_factory=Prefetch)
+    tls: Tls = field(default_factory=Tls)
     logLevel: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -121,8 +130,16 @@ _RANGES: dict[str, tuple[float, float]] = {
     "registry.cache.specEntries": (1, 10_000_000),
     "registry.cache.specBytes": (1024, 1 << 40),
     "prefetch.concurrency": (1, 1024),
+    "tls.reloadSeconds": (0, 86_400),
 }
-_PATH_KEYS = ("features.path", "specs.images", "registry.dockerConfig")
+_PATH_KEYS = (
+    "features.path",
+    "specs.images",
+    "registry.dockerConfig",
+    "tls.certFile",
+    "tls.keyFile",
+    "tls.clientCAFile",
+)
 _PATH_MAP_KEYS = ("registry.caFiles",)
 
 
@@ -242,6 +259,10 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     config: Config = _decode(Config, tree, "")
     if config.debug.port and config.debug.port == config.listen.port:
         raise ConfigError("debug.port", "must differ from listen.port (use 0 to share the main listener)")
+    if (config.tls.certFile is None) != (config.tls.keyFile is None):
+        raise ConfigError("tls", "certFile and keyFile go together (set both, or neither for plain HTTP)")
+    if config.tls.clientCAFile is not None and config.tls.certFile is None:
+        raise ConfigError("tls.clientCAFile", "needs certFile and keyFile (mutual TLS is TLS first)")
     if config.prefetch.enabled and config.features.source != "kubernetes":
         raise ConfigError("prefetch.enabled", "needs features.source: kubernetes (it watches pods)")
     try:

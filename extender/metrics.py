@@ -75,6 +75,12 @@ class Metrics:
             ["policy"],
             registry=self.registry,
         )
+        self.tls_reloads = Counter(
+            f"{NS}_tls_reloads",
+            "Changed TLS files: reloaded (ok), or refused because they did not load (error).",
+            ["result"],
+            registry=self.registry,
+        )
         self.skipped = Counter(
             f"{NS}_pods_without_specs",
             "Filter/prioritize calls for pods with no spec'd image (the matcher is not run).",

@@ -160,6 +160,23 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         metrics.requests.labels(verb, str(code)).inc()
 
 
+#: Routes a kubelet probe or a Prometheus scrape reaches without a client certificate under mutual TLS.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+@web.middleware
+async def _client_cert(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Mutual TLS: the listener asks for a client certificate and verifies any that is presented
+    (``CERT_OPTIONAL``, so probes still get in); everything but :data:`OPEN_PATHS` needs one."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    if request.path not in OPEN_PATHS and not cert:
+        return web.json_response(
+            {"Error": "a client certificate signed by tls.clientCAFile is required"}, status=403
+        )
+    return await handler(request)
+
+
 def _base(
     features: FeatureSource,
     specs: SpecSource,
@@ -168,7 +185,8 @@ def _base(
     sources: Sequence[tuple[str, WatchedSource]],
 ) -> web.Application:
     # client_max_size is enforced by read_body with a clear 413; aiohttp's own check is a backstop.
-    app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[_observe])
+    middlewares = [_client_cert, _observe] if settings.client_cert_required else [_observe]
+    app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=middlewares)
     app[FEATURES] = features
     app[SPECS] = specs
     app[SETTINGS] = settings

@@ -28,6 +28,7 @@ class AppSettings:
     detail_limit: int = 50
     debug: bool = True  # serve /debug/* on this application
     debug_max_nodes: int = 200
+    client_cert_required: bool = False  # mutual TLS: verbs and debug need a verified client cert
 
 
 FEATURES = web.AppKey("features", FeatureSource)
