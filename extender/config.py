@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from extender.errors import ConfigError, ExtenderError, FileLoadError
 from extender.sources.registry.manifests import parse_platform_spec
+from extender.spec.yamlgo import SpecLimits
 from extender.yamlfile import load_file
 
 
@@ -94,6 +95,37 @@ class Tls:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on one image compatibility spec (files, registry, CLI): over one, the spec is refused
+    with an error naming the key. Image authors write specs; these keep a hostile one cheap."""
+
+    specBytes: int = 1 << 20
+    specYamlNodes: int = 100_000  # scalars and collections, alias expansions included
+    specYamlDepth: int = 64
+    specYamlAliasNodes: int = 10_000
+    specScalarChars: int = 64 << 10
+    specSets: int = 256
+    specRules: int = 2048  # all sets together
+    specExpressions: int = 16384  # all rules together
+    specValuesPerExpression: int = 4096
+    specRegexChars: int = 4096
+
+    def spec_limits(self) -> SpecLimits:
+        return SpecLimits(
+            max_bytes=self.specBytes,
+            max_nodes=self.specYamlNodes,
+            max_depth=self.specYamlDepth,
+            max_alias_expansion=self.specYamlAliasNodes,
+            max_scalar_len=self.specScalarChars,
+            max_sets=self.specSets,
+            max_rules=self.specRules,
+            max_expressions=self.specExpressions,
+            max_values=self.specValuesPerExpression,
+            max_regex_len=self.specRegexChars,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     listen: Listen = field(default_factory=Listen)
     pathPrefix: str = ""
@@ -107,6 +139,7 @@ class Config:
     registry: Registry = field(default_factory=Registry)
     prefetch: Prefetch = field(default_factory=Prefetch)
     tls: Tls = field(default_factory=Tls)
+    limits: Limits = field(default_factory=Limits)
     logLevel: Literal["debug", "info", "warning", "error"] = "info"
 
 
@@ -131,6 +164,16 @@ _RANGES: dict[str, tuple[float, float]] = {
     "registry.cache.specBytes": (1024, 1 << 40),
     "prefetch.concurrency": (1, 1024),
     "tls.reloadSeconds": (0, 86_400),
+    "limits.specBytes": (1024, 1 << 30),
+    "limits.specYamlNodes": (100, 100_000_000),
+    "limits.specYamlDepth": (8, 10_000),
+    "limits.specYamlAliasNodes": (1, 100_000_000),
+    "limits.specScalarChars": (256, 1 << 30),
+    "limits.specSets": (1, 1_000_000),
+    "limits.specRules": (1, 10_000_000),
+    "limits.specExpressions": (1, 10_000_000),
+    "limits.specValuesPerExpression": (1, 10_000_000),
+    "limits.specRegexChars": (16, 1 << 20),
 }
 _PATH_KEYS = (
     "features.path",

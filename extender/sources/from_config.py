@@ -135,6 +135,7 @@ def registry_specs(config: Config, client: RegistryClient) -> RegistrySpecs:
         ),
         lookup_seconds=r.lookupSeconds,
         max_spec_bytes=r.maxSpecBytes,
+        spec_limits=config.limits.spec_limits(),
     )
 
 
@@ -186,7 +187,7 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
         if config.specs.source == "files":
             if not config.specs.images.is_file():
                 raise ConfigError("specs.images", f"{config.specs.images} is not a file")
-            mapping = FileSpecs(config.specs.images)
+            mapping = FileSpecs(config.specs.images, limits=config.limits.spec_limits())
             await mapping.refresh()
             for where, why in mapping.errors.items():
                 log.warning("specs: cannot load %s: %s", where, why)

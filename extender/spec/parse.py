@@ -30,7 +30,7 @@ from decimal import Decimal
 from difflib import get_close_matches
 from typing import TypeVar
 
-from extender.errors import SpecError
+from extender.errors import SpecError, SpecLimitError
 from extender.match.values import INT64_MAX, INT64_MIN, compile_regexp, parse_go_int, parse_version
 from extender.spec.model import (
     KNOWN_OPS,
@@ -115,8 +115,26 @@ _MAX_WARNINGS = 100  # a hostile spec can have 50,000 unknown keys; nobody reads
 
 @dataclass(slots=True)
 class _Ctx:
+    limits: SpecLimits = field(default_factory=SpecLimits)
     warnings: list[SpecWarning] = field(default_factory=list)
     dropped: int = 0
+    rules: int = 0
+    expressions: int = 0
+
+    def count_rule(self, path: str) -> None:
+        self.rules += 1
+        if self.rules > self.limits.max_rules:
+            raise SpecLimitError(
+                path, f"more than {self.limits.max_rules} rules in the spec (limits.specRules)"
+            )
+
+    def count_expression(self, path: str) -> None:
+        self.expressions += 1
+        if self.expressions > self.limits.max_expressions:
+            raise SpecLimitError(
+                path,
+                f"more than {self.limits.max_expressions} expressions in the spec (limits.specExpressions)",
+            )
 
     def warn(self, path: str, message: str) -> None:
         if len(self.warnings) < _MAX_WARNINGS:
@@ -359,6 +377,19 @@ _ERR = "NFD reports an error on every node where it is compared"
 
 def _expression(e: _Expr, path: str, ctx: _Ctx) -> MatchExpression:
     op, values, vtype = e.op, tuple(e.value or ()), e.type
+    ctx.count_expression(path)
+    if len(values) > ctx.limits.max_values:
+        raise SpecLimitError(
+            path, f"{len(values)} values, more than {ctx.limits.max_values} (limits.specValuesPerExpression)"
+        )
+    if op == "InRegexp":
+        for i, v in enumerate(values):
+            if len(v) > ctx.limits.max_regex_len:
+                raise SpecLimitError(
+                    f"{path}.value[{i}]",
+                    f"regular expression of {len(v)} characters, more than {ctx.limits.max_regex_len} "
+                    "(limits.specRegexChars)",
+                )
     if op not in KNOWN_OPS:
         known = [k for k in sorted(KNOWN_OPS) if k and k.lower() == op.lower()]
         hint = f' (op names are case-sensitive: did you mean "{known[0]}"?)' if known else ""
@@ -415,6 +446,7 @@ def _terms(terms: list[_Term] | None, path: str, ctx: _Ctx) -> tuple[FeatureTerm
 
 
 def _rule(r: _Rule, path: str, ctx: _Ctx) -> Rule:
+    ctx.count_rule(path)
     if r.vars_template:
         ctx.warn(
             f"{path}.varsTemplate",
@@ -443,7 +475,7 @@ def parse_spec(data: bytes, *, limits: SpecLimits | None = None) -> Spec:
         raise SpecError("", "spec is empty: expected a mapping with version and compatibilities")
     if not isinstance(root, Mapping):
         raise SpecError("", f"spec must be a mapping, got {describe(root)}")
-    ctx = _Ctx()
+    ctx = _Ctx(limits or SpecLimits())
     spec = _dec_spec(root, ctx)
     if not spec.version:
         raise SpecError("version", f'required field is missing (expected "{SPEC_VERSION}")')
@@ -451,6 +483,11 @@ def parse_spec(data: bytes, *, limits: SpecLimits | None = None) -> Spec:
         raise SpecError("version", f'unsupported version "{spec.version}" (expected "{SPEC_VERSION}")')
     if spec.compats is None:
         raise SpecError("compatibilities", "required field is missing or null (use [] for no sets)")
+    if len(spec.compats) > ctx.limits.max_sets:
+        raise SpecLimitError(
+            "compatibilities",
+            f"{len(spec.compats)} compatibility sets, more than {ctx.limits.max_sets} (limits.specSets)",
+        )
     sets = tuple(_compat(c, f"compatibilities[{i}]", ctx) for i, c in enumerate(spec.compats))
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     return Spec(spec.version, sets, digest, ctx.result())

@@ -73,9 +73,27 @@ class SpecLimits:
     max_depth: int = 64  #: nesting of collections (aliases count with the depth they expand to)
     max_alias_expansion: int = 10_000  #: nodes produced through aliases
     max_scalar_len: int = 64 * 1024  #: characters in one scalar (keys included)
+    # What the document describes (NFD has no such limits; these are far above real specs and give a
+    # clear error naming the limit instead of a slow evaluation of an absurd one):
+    max_sets: int = 256  #: compatibility sets
+    max_rules: int = 2048  #: rules, all sets together
+    max_expressions: int = 16384  #: matchExpressions entries and matchName, all rules together
+    max_values: int = 4096  #: values of one expression
+    max_regex_len: int = 4096  #: characters of one InRegexp value
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_nodes", "max_depth", "max_alias_expansion", "max_scalar_len"):
+        for name in (
+            "max_bytes",
+            "max_nodes",
+            "max_depth",
+            "max_alias_expansion",
+            "max_scalar_len",
+            "max_sets",
+            "max_rules",
+            "max_expressions",
+            "max_values",
+            "max_regex_len",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"SpecLimits.{name} must be at least 1")
 
@@ -337,9 +355,15 @@ class _Builder:
         self.nodes += size
         self.decodes += visits
         if self.nodes > self.limits.max_nodes:
-            raise SpecLimitError("", f"spec has more than {self.limits.max_nodes} YAML nodes")
+            raise SpecLimitError(
+                "", f"spec has more than {self.limits.max_nodes} YAML nodes (limits.specYamlNodes)"
+            )
         if len(self.stack) + height > self.limits.max_depth:
-            raise self.fail(event, f"nesting deeper than {self.limits.max_depth} levels", SpecLimitError)
+            raise self.fail(
+                event,
+                f"nesting deeper than {self.limits.max_depth} levels (limits.specYamlDepth)",
+                SpecLimitError,
+            )
 
     def alias(self, event: AliasEvent) -> tuple[Node, _Stats]:
         name = event.anchor or ""
@@ -351,7 +375,9 @@ class _Builder:
         self.expanded += size
         if self.expanded > self.limits.max_alias_expansion:
             raise SpecLimitError(
-                "", f"aliases expand to more than {self.limits.max_alias_expansion} YAML nodes"
+                "",
+                f"aliases expand to more than {self.limits.max_alias_expansion} YAML nodes "
+                "(limits.specYamlAliasNodes)",
             )
         stats = (size, height, visits + 1)
         self.count(event, stats)
@@ -365,7 +391,10 @@ class _Builder:
     def scalar(self, event: ScalarEvent) -> Node:
         text = event.value
         if len(text) > self.limits.max_scalar_len:
-            raise SpecLimitError("", f"a scalar is longer than {self.limits.max_scalar_len} characters")
+            raise SpecLimitError(
+                "",
+                f"a scalar is longer than {self.limits.max_scalar_len} characters (limits.specScalarChars)",
+            )
         tag, line_col = event.tag, self.where(event)
         if tag is None:
             kind, value = resolve_plain(text) if event.implicit[0] else (Kind.STR, text)
@@ -470,7 +499,9 @@ def decode_yaml(data: bytes, limits: SpecLimits | None = None) -> Node | None:
     (invalid UTF-8, YAML syntax, unknown anchors, bad keys, unsupported tags)."""
     limits = limits or SpecLimits()
     if len(data) > limits.max_bytes:
-        raise SpecLimitError("", f"spec is {len(data)} bytes, over the limit of {limits.max_bytes} bytes")
+        raise SpecLimitError(
+            "", f"spec is {len(data)} bytes, over the limit of {limits.max_bytes} bytes (limits.specBytes)"
+        )
     try:
         data.decode("utf-8")  # go-yaml would also take UTF-16 with a BOM; this project wants UTF-8
     except UnicodeDecodeError as exc:

@@ -48,7 +48,7 @@ from extender.sources.registry.manifests import (
 )
 from extender.sources.registry.reference import ImageRef, parse_reference
 from extender.spec.model import ARTIFACT_TYPE, Spec
-from extender.spec.parse import parse_spec
+from extender.spec.parse import SpecLimits, parse_spec
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,14 @@ class RegistrySpecs:
         cache: CacheSettings | None = None,
         lookup_seconds: float = 10.0,
         max_spec_bytes: int = 1 << 20,
+        spec_limits: SpecLimits | None = None,
     ) -> None:
         c = cache or CacheSettings()
         self.client = client
         self.platform = platform or Platform("linux", "amd64")
         self.lookup_seconds = lookup_seconds
         self.max_spec_bytes = max_spec_bytes
+        self.spec_limits = spec_limits
         byte_cap = c.entries * 1024
         self.tags: BoundedCache[str, _Tag] = BoundedCache(
             "tags", max_entries=c.entries, max_bytes=byte_cap, ttl=c.tag_seconds
@@ -244,7 +246,7 @@ class RegistrySpecs:
         layer = spec_layer(fetched.document)
         data = await self.client.blob(ref, layer, limit=self.max_spec_bytes)
         try:
-            spec = parse_spec(data)
+            spec = parse_spec(data, limits=self.spec_limits)
         except SpecError as exc:
             self.specs.put(artifact.digest, exc, size=len(data))
             raise
