@@ -4,10 +4,12 @@
     compat-extender check-spec FILE...
     compat-extender attach --image REF --spec FILE      (see extender/cli_registry.py)
     compat-extender discover --image REF
+    compat-extender validate-node (--image REF | --spec FILE)  (see extender/cli_validate.py)
+    compat-extender host-features
     compat-extender explain --image REF [--node NAME]   (see extender/cli_explain.py)
 
-Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject; ``explain``:
-incompatible), 2 bad usage, configuration or any other error.
+Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject; ``validate-node``
+and ``explain``: incompatible), 2 bad usage, configuration or any other error.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from extender import cli_explain, cli_registry
+from extender import cli_explain, cli_registry, cli_validate
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError, ExtenderError
 from extender.http.app import AppSettings, build_app, build_debug_app
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-spec", help="parse image compatibility spec files the way NFD does")
     c.add_argument("files", nargs="+", type=Path)
     cli_registry.add_parsers(sub)
+    cli_validate.add_parsers(sub)
     cli_explain.add_parser(sub)
     return p
 
@@ -240,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(cli_registry.attach_command(args))
     if args.command == "discover":
         return asyncio.run(cli_registry.discover_command(args))
+    if args.command == "validate-node":
+        return cli_validate.validate_node_command(args)
+    if args.command == "host-features":
+        return cli_validate.host_features_command(args)
     if args.command == "explain":
         return cli_explain.explain_command(args)
     try:

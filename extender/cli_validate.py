@@ -1,0 +1,235 @@
+"""``compat-extender validate-node``: can this host (or a NodeFeature file) run an image?
+
+    compat-extender validate-node (--image REF | --spec FILE) [--features FILE [--node NAME]]
+                                  [--host-prefix PREFIX] [--tags a,b] [--json]
+    compat-extender host-features [--host-prefix PREFIX] [--json] [--node-name NAME]
+
+``validate-node`` is NFD's ``nfd compat validate-node``: it takes the image's compatibility spec (from
+its registry, through the referrers API, or from a file), discovers this host's features the way
+nfd-worker does (:mod:`extender.sources.host`; in a pod, the host's directories mounted at
+``/host-sys``, ``/host-proc``, ... as in the validate-image Job) or reads them from a NodeFeature file,
+and evaluates every selected compatibility set with the extender's own matcher. It prints a table per
+set and rule (default) or JSON with, per set, the expressions that did not match and what was found.
+
+Exit codes: 0 compatible (at least one selected set matches, as the filter decides; an image
+without a spec imposes nothing), 1 incompatible, 2 error (spec lookup, unreadable or invalid input).
+
+``host-features`` prints what discovery found as a NodeFeature object (YAML-compatible JSON), for
+``--features``, for ``/debug/whatif``, or to compare with what nfd-worker publishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from extender.cli_registry import registry_config
+from extender.errors import ExtenderError
+from extender.features.nodefeature import (
+    API_VERSION,
+    NODE_NAME_LABEL,
+    NodeFeatures,
+    features_from_dict,
+    node_features_from_objects,
+)
+from extender.match.explain import explain
+from extender.report import failures, render_table
+from extender.sources.files import objects_in
+from extender.sources.from_config import registry_client, registry_specs
+from extender.sources.host import HostPaths, discover
+from extender.sources.registry.reference import parse_reference
+from extender.spec.model import Spec
+from extender.spec.parse import parse_spec
+from extender.yamlfile import load_file
+
+
+def add_parsers(sub: Any) -> None:
+    v = sub.add_parser(
+        "validate-node", help="check this host (or a NodeFeature file) against an image's compatibility spec"
+    )
+    which = v.add_mutually_exclusive_group(required=True)
+    which.add_argument("--image", help="image whose attached compatibility spec is checked")
+    which.add_argument("--spec", type=Path, help="a compatibility spec file (YAML) instead of an image")
+    v.add_argument(
+        "--features",
+        type=Path,
+        help="evaluate this file instead of the live host: NodeFeature objects (YAML/JSON, a List too) "
+        "or the bare features map that `nfd export features` prints",
+    )
+    v.add_argument("--node", help="the node to take from --features when it holds several")
+    _host_prefix(v)
+    v.add_argument(
+        "--tags",
+        action="append",
+        default=[],
+        help="only sets with these tags (comma-separated or repeated; NFD's --tags)",
+    )
+    v.add_argument("--json", "--output-json", dest="json", action="store_true", help="JSON output")
+    v.add_argument("--config", type=Path, help="extender config file (its registry section is used)")
+    v.add_argument("--docker-config", type=Path, help="docker config.json with registry credentials")
+    v.add_argument("--plain-http", action="store_true", help="talk http:// to the image's registry")
+    v.add_argument("--platform", help="child of a multi-arch index to ask [registry.platform]")
+
+    h = sub.add_parser("host-features", help="discover this host's features and print them as a NodeFeature")
+    _host_prefix(h)
+    h.add_argument("--node-name", help="metadata and node-name label (default: the host's nodename)")
+    h.add_argument("--namespace", default="node-feature-discovery", help="metadata.namespace")
+
+
+def _host_prefix(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--host-prefix",
+        help="where the host's /proc, /sys, /etc, /boot, /lib and /usr are: '/' (on the host) or "
+        "'/host-' (in the validate-image Job: /host-sys, ...). Default: '/host-' when /host-sys and "
+        "/host-proc exist, else '/'",
+    )
+
+
+class _Error(Exception):
+    pass
+
+
+def _host_paths(prefix: str | None) -> HostPaths:
+    return HostPaths.detect() if prefix is None else HostPaths.with_prefix(prefix)
+
+
+def _tags(raw: list[str]) -> frozenset[str] | None:
+    tags = frozenset(t.strip() for item in raw for t in item.split(",") if t.strip())
+    return tags or None
+
+
+async def _registry_spec(args: argparse.Namespace) -> Spec | None:
+    config = registry_config(args)
+    client, transport = registry_client(config)
+    try:
+        client.check_allowed(parse_reference(args.image))
+        return await registry_specs(config, client).lookup(args.image)
+    finally:
+        await transport.close()
+
+
+def _spec(args: argparse.Namespace) -> Spec | None:
+    if args.spec is not None:
+        try:
+            return parse_spec(args.spec.read_bytes())
+        except OSError as exc:
+            raise _Error(f"{args.spec}: cannot read: {exc.strerror or exc}") from None
+        except ExtenderError as exc:
+            raise _Error(f"{args.spec}: invalid spec: {exc}") from None
+    try:
+        return asyncio.run(_registry_spec(args))
+    except ExtenderError as exc:
+        raise _Error(f"{args.image}: spec lookup failed: {exc}") from None
+
+
+def features_from_file(path: Path, node: str | None) -> NodeFeatures:
+    """One node's features from a file: NodeFeature objects (merged per node as nfd-master does) or a
+    bare ``{flags, attributes, instances}`` map (``nfd export features``)."""
+    try:
+        docs = load_file(path)
+    except OSError as exc:
+        raise _Error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ExtenderError as exc:
+        raise _Error(str(exc)) from None
+    docs = [d for d in docs if d is not None]
+    if len(docs) == 1 and isinstance(docs[0], dict) and "kind" not in docs[0]:
+        try:
+            return features_from_dict(node or "", docs[0])
+        except ExtenderError as exc:
+            raise _Error(f"{path}: {exc}") from None
+    objects = [obj for d, doc in enumerate(docs) for _, obj in objects_in(doc, f"document {d}")]
+    try:
+        by_node = node_features_from_objects(objects)
+    except ExtenderError as exc:
+        raise _Error(f"{path}: {exc}") from None
+    if not by_node:
+        raise _Error(f"{path}: no NodeFeature object in the file")
+    if node is not None:
+        if node not in by_node:
+            raise _Error(f"{path}: no NodeFeature for node {node!r} (found: {', '.join(sorted(by_node))})")
+        return by_node[node]
+    if len(by_node) > 1:
+        raise _Error(f"{path}: NodeFeatures for {len(by_node)} nodes; choose one with --node")
+    return next(iter(by_node.values()))
+
+
+def validate_node_command(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    try:
+        spec = _spec(args)
+        if args.features is not None:
+            features = features_from_file(args.features, args.node)
+            origin: dict[str, Any] = {"file": str(args.features)}
+        else:
+            paths = _host_paths(args.host_prefix)
+            found = discover(paths)
+            features, problems = found.features, list(found.problems)
+            origin = {"host": {k: str(v) for k, v in paths.roots().items()}}
+    except _Error as exc:
+        print(f"compat-extender: {exc}", file=sys.stderr)
+        return 2
+    subject = {"image": args.image} if args.image else {"specFile": str(args.spec)}
+    if spec is None:
+        message = f"image {args.image} has no compatibility spec: it imposes nothing on nodes"
+        if args.json:
+            doc = {**subject, "spec": None, "node": features.node, "compatible": True, "message": message}
+            sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            print(message)
+        return 0
+    tags = _tags(args.tags)
+    account = explain(spec, features, node=features.node, tags=tags).to_dict()
+    if args.json:
+        doc = {
+            **subject,
+            "spec": {"digest": spec.digest, "sets": len(spec.compatibilities)},
+            "warnings": [str(w) for w in spec.warnings],
+            "features": origin,
+            "problems": problems,
+            "tags": sorted(tags) if tags else None,
+            "node": account["node"],
+            "compatible": account["compatible"],
+            "sets": [{**s, "failures": failures(s)} for s in account["sets"]],
+        }
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        what = args.image or args.spec
+        print(f"{what}: spec {spec.digest}, {len(spec.compatibilities)} compatibility set(s)")
+        for w in spec.warnings:
+            print(f"  warning: {w}")
+        for p in problems:
+            print(f"  discovery: {p}")
+        print(render_table(account), end="")
+    return 0 if account["compatible"] else 1
+
+
+def host_features_command(args: argparse.Namespace) -> int:
+    found = discover(_host_paths(args.host_prefix))
+    nf = found.features
+    node = args.node_name or nf.node or "localhost"
+    obj = {
+        "apiVersion": API_VERSION,
+        "kind": "NodeFeature",
+        "metadata": {"name": node, "namespace": args.namespace, "labels": {NODE_NAME_LABEL: node}},
+        "spec": {
+            "features": {
+                "flags": {k: {"elements": {f: {} for f in sorted(v)}} for k, v in sorted(nf.flags.items())},
+                "attributes": {
+                    k: {"elements": dict(sorted(v.items()))} for k, v in sorted(nf.attributes.items())
+                },
+                "instances": {
+                    k: {"elements": [{"attributes": dict(sorted(i.items()))} for i in v]}
+                    for k, v in sorted(nf.instances.items())
+                },
+            }
+        },
+    }
+    for p in found.problems:
+        print(f"compat-extender: discovery: {p}", file=sys.stderr)
+    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0

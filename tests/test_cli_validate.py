@@ -1,0 +1,253 @@
+"""``compat-extender validate-node`` end to end: spec from a file or from a real registry (distribution
+2.8 on loopback), features from a NodeFeature file, a bare features map, or a fake host root;
+table and JSON output; exit codes 0 compatible, 1 incompatible, 2 error."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extender.cli import main
+from extender.features.nodefeature import parse_nodefeature
+from extender.sources.registry.client import RegistryClient
+from extender.sources.registry.transport import AiohttpTransport
+from tests.distribution import Distribution
+from tests.fake_host import FakeHost, intel_host
+from tests.oci_images import push_image
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+NODEFEATURES = EXAMPLES / "nodefeatures"
+DPDK_SPEC = EXAMPLES / "specs" / "dpdk-app.yaml"
+_names = itertools.count()
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["validate-node", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_nodefeature_file_compatible_and_not(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        capsys, "--spec", str(DPDK_SPEC), "--features", str(NODEFEATURES / "dpdk-e810-01.yaml")
+    )
+    assert code == 0, out
+    assert "NODE dpdk-e810-01: COMPATIBLE" in out and "RULE hugepages - OK" in out
+
+    code, out, _ = _run(
+        capsys, "--spec", str(DPDK_SPEC), "--features", str(NODEFEATURES / "gpu-h100-01.yaml")
+    )
+    assert code == 1
+    assert "NODE gpu-h100-01: INCOMPATIBLE" in out and "RULE hugepages - FAIL" in out
+
+
+def test_json_lists_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        capsys, "--spec", str(DPDK_SPEC), "--features", str(NODEFEATURES / "gpu-h100-01.yaml"), "--json"
+    )
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["compatible"] is False and doc["node"] == "gpu-h100-01"
+    assert doc["specFile"] == str(DPDK_SPEC) and doc["features"] == {
+        "file": str(NODEFEATURES / "gpu-h100-01.yaml")
+    }
+    (s,) = doc["sets"]
+    assert s["status"] == "not matched"
+    assert {r["name"]: r["status"] for r in s["rules"]} == {
+        "cpu": "matched",
+        "hugepages": "not matched",
+        "nic": "matched",
+    }
+    missing = {(f["feature"], f["key"]): f["found"] for f in s["failures"]}
+    assert missing == {
+        ("memory.hugepages", "enabled"): "value 'false'",
+        ("memory.hugepages", "hugepages-1Gi"): "value '0'",
+    }
+
+
+def test_bare_features_map_and_tags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `nfd export features` prints {flags, attributes, instances}, no NodeFeature wrapper
+    obj = yaml.safe_load((NODEFEATURES / "dpdk-e810-01.yaml").read_text())
+    bare = tmp_path / "features.json"
+    bare.write_text(json.dumps(obj["spec"]["features"]))
+    code, out, _ = _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(bare), "--json")
+    assert code == 0 and json.loads(out)["compatible"] is True
+
+    spec = tmp_path / "tagged.yaml"
+    spec.write_text("""
+version: v1alpha1
+compatibilities:
+- tag: big
+  rules:
+  - name: lots
+    matchFeatures:
+    - feature: memory.numa
+      matchExpressions:
+        node_count: {op: Gt, value: ["64"]}
+- tag: any
+  rules:
+  - name: kernel
+    matchFeatures:
+    - feature: kernel.version
+      matchExpressions:
+        major: {op: Exists}
+""")
+    assert _run(capsys, "--spec", str(spec), "--features", str(bare))[0] == 0  # set "any" matches
+    assert _run(capsys, "--spec", str(spec), "--features", str(bare), "--tags", "big")[0] == 1
+    code, out, _ = _run(capsys, "--spec", str(spec), "--features", str(bare), "--tags", "big,any", "--json")
+    assert code == 0 and [s["tag"] for s in json.loads(out)["sets"]] == ["big", "any"]
+    code, out, _ = _run(capsys, "--spec", str(spec), "--features", str(bare), "--tags", "none")
+    assert code == 1 and "no compatibility set selected" in out
+
+
+def test_several_nodes_in_one_file_need_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        (NODEFEATURES / "dpdk-e810-01.yaml").read_text()
+        + "\n---\n"
+        + (NODEFEATURES / "gpu-h100-01.yaml").read_text()
+    )
+    code, _, err = _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(both))
+    assert code == 2 and "choose one with --node" in err
+    assert _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(both), "--node", "dpdk-e810-01")[0] == 0
+    assert _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(both), "--node", "gpu-h100-01")[0] == 1
+    code, _, err = _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(both), "--node", "nope")
+    assert code == 2 and "no NodeFeature for node 'nope'" in err
+
+
+def test_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    features = str(NODEFEATURES / "dpdk-e810-01.yaml")
+    code, _, err = _run(capsys, "--spec", str(tmp_path / "missing.yaml"), "--features", features)
+    assert code == 2 and "cannot read" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: v9\ncompatibilities: []\n")
+    code, _, err = _run(capsys, "--spec", str(bad), "--features", features)
+    assert code == 2 and "invalid spec" in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "apiVersion: nfd.k8s-sigs.io/v1alpha1\nkind: NodeFeature\n"
+        "metadata: {name: x, labels: {nfd.node.kubernetes.io/node-name: x}}\nspec: 7\n"
+    )
+    code, _, err = _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(broken))
+    assert code == 2 and "broken.yaml" in err and "spec" in err
+    code, _, err = _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(tmp_path / "none.yaml"))
+    assert code == 2 and "none.yaml: No such file" in err
+    with pytest.raises(SystemExit) as exc:  # --image and --spec together: argparse's usage error
+        main(["validate-node", "--image", "a/b:1", "--spec", str(DPDK_SPEC)])
+    assert exc.value.code == 2
+
+
+def test_image_from_real_registry(
+    distribution: Distribution, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def push() -> str:
+        transport = AiohttpTransport()
+        try:
+            name = f"{distribution.host}/validate/app{next(_names)}"
+            await push_image(RegistryClient(transport), name, "1")
+            return f"{name}:1"
+        finally:
+            await transport.close()
+
+    image = asyncio.run(push())
+    features = str(NODEFEATURES / "dpdk-e810-01.yaml")
+    code, out, _ = _run(capsys, "--image", image, "--features", features)
+    assert code == 0 and "has no compatibility spec" in out  # imposes nothing, as in the filter
+
+    assert main(["attach", "--image", image, "--spec", str(DPDK_SPEC)]) == 0
+    capsys.readouterr()
+    code, out, _ = _run(capsys, "--image", image, "--features", features, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["image"] == image and doc["compatible"] is True
+    assert doc["spec"]["digest"].startswith("sha256:")
+    code, out, _ = _run(capsys, "--image", image, "--features", str(NODEFEATURES / "gpu-h100-01.yaml"))
+    assert code == 1 and "RULE hugepages - FAIL" in out
+
+    code, _, err = _run(capsys, "--image", f"{distribution.host}/validate/missing:1", "--features", features)
+    assert code == 2 and "spec lookup failed" in err
+
+
+HOST_SPEC = """
+version: v1alpha1
+compatibilities:
+- description: GPU passthrough host
+  rules:
+  - name: vfio
+    matchFeatures:
+    - feature: kernel.loadedmodule
+      matchExpressions:
+        vfio_pci: {op: Exists}
+    - feature: pci.device
+      matchExpressions:
+        vendor: {op: In, value: ["10de"]}
+  - name: kernel
+    matchFeatures:
+    - feature: kernel.version
+      matchExpressions:
+        major: {op: Ge, value: ["6"]}
+"""
+
+
+def _fake_intel(tmp_path: Path) -> str:
+    intel_host(FakeHost.at(tmp_path, "host-"))
+    return f"{tmp_path}/host-"
+
+
+def test_live_host_discovery_through_host_prefix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = _fake_intel(tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(HOST_SPEC)
+    code, out, _ = _run(capsys, "--spec", str(spec), "--host-prefix", prefix, "--json")
+    doc = json.loads(out)
+    assert code == 0, doc
+    assert doc["compatible"] is True and doc["features"]["host"]["sys"] == f"{prefix}sys"
+    code, out, _ = _run(capsys, "--spec", str(spec), "--host-prefix", prefix)
+    assert code == 0 and "RULE vfio - OK" in out
+
+    spec.write_text(HOST_SPEC.replace("vfio_pci", "nouveau").replace('["6"]', '["99"]'))
+    code, out, _ = _run(capsys, "--spec", str(spec), "--host-prefix", prefix, "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["compatible"] is False
+    missing = {(f["rule"], f["feature"], f["key"]): f["found"] for f in doc["sets"][0]["failures"]}
+    assert missing[("vfio", "kernel.loadedmodule", "nouveau")] == "flag absent"
+    assert ("kernel", "kernel.version", "major") in missing
+
+
+def test_host_features_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = _fake_intel(tmp_path)
+    assert main(["host-features", "--host-prefix", prefix, "--node-name", "gpu-spr-01"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    parsed = parse_nodefeature(obj)
+    assert parsed.node == "gpu-spr-01" and "vfio_pci" in parsed.features.flags["kernel.loadedmodule"]
+    saved = tmp_path / "nf.json"
+    saved.write_text(json.dumps(obj))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(HOST_SPEC)
+    live = _run(capsys, "--spec", str(spec), "--host-prefix", prefix, "--json")
+    from_file = _run(capsys, "--spec", str(spec), "--features", str(saved), "--json")
+    assert live[0] == from_file[0] == 0
+    assert json.loads(live[1])["sets"] == json.loads(from_file[1])["sets"]
+
+
+def test_this_machine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("""
+version: v1alpha1
+compatibilities:
+- rules:
+  - name: linux
+    matchFeatures:
+    - feature: kernel.version
+      matchExpressions:
+        major: {op: Gt, value: ["2"]}
+    - feature: cpu.cpuid
+      matchName: {op: Exists}
+""")
+    code, out, _ = _run(capsys, "--spec", str(spec), "--host-prefix", "/", "--json")
+    assert code == 0, out
+    assert json.loads(out)["compatible"] is True
