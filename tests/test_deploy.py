@@ -11,7 +11,8 @@ itself:
 * the probes' paths answer on the app (the deployed config, served), the Service and the scheduler's
   urlPrefix lead to the container's port, the ConfigMap loads with the extender's config loader and
   lands where the image's CMD reads it;
-* the scheduler config copy matches config/kube-scheduler.yaml but for leader election.
+* the scheduler config copy matches config/kube-scheduler.yaml but for leader election;
+* registry credentials come as a mounted Secret file, changing nothing else.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ DEPLOY = ROOT / "deploy"
 KUSTOMIZATIONS = {
     "base": DEPLOY / "base",
     "second-scheduler": DEPLOY / "overlays" / "second-scheduler",
+    "pull-secrets": DEPLOY / "overlays" / "pull-secrets",
 }
-WITH_EXTENDER = ("base", "second-scheduler")
-WITH_SCHEDULER = ("second-scheduler",)
+WITH_EXTENDER = ("base", "second-scheduler", "pull-secrets")
+WITH_SCHEDULER = ("second-scheduler", "pull-secrets")
 # The cluster version the manifests target: the second scheduler's minor (kube-scheduler v1.36.x),
 # and a version kubernetes-validate ships schemas for.
 K8S_MINOR = "1.36"
@@ -585,3 +587,38 @@ def test_scheduler_leader_election_and_replicas(name: str) -> None:
     (cert_dir,) = [a.split("=", 1)[1] for a in sched["command"] if a.startswith("--cert-dir=")]
     tmp = [m["mountPath"] for m in sched["volumeMounts"] if m["name"] == "tmp"]
     assert tmp and cert_dir.startswith(tmp[0] + "/"), "self-signed serving certs need a writable dir"
+
+
+# -- registry credentials ----------------------------------------------------------------------------
+
+
+def test_pull_secrets_mount_credentials_and_change_nothing_else(tmp_path: Path) -> None:
+    plain, with_creds = render("second-scheduler"), render("pull-secrets")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    before, _, _ = extender_config(plain, tmp_path / "a")
+    after, _, _ = extender_config(with_creds, tmp_path / "b")
+    assert before.registry.dockerConfig is None
+    assert after.registry.dockerConfig is not None
+    differ = {k for k, v in to_dict(after)["registry"].items() if v != to_dict(before)["registry"][k]}
+    assert differ == {"dockerConfig"}
+    assert {k: v for k, v in to_dict(after).items() if k != "registry"} == {
+        k: v for k, v in to_dict(before).items() if k != "registry"
+    }
+    # the file is the Secret's .dockerconfigjson, mounted (not subPath: rotations reach it)
+    spec = pod_spec(one(with_creds, *EXTENDER))
+    (mount,) = [
+        m
+        for m in container(with_creds, EXTENDER)["volumeMounts"]
+        if m["mountPath"] == str(after.registry.dockerConfig.parent)
+    ]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["items"] == [
+        {"key": ".dockerconfigjson", "path": after.registry.dockerConfig.name}
+    ]
+    assert volume["secret"].get("optional") is False
+    # still no Secret rights, and no Secret shipped
+    assert not find(with_creds, "Secret")
+    for kind in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ServiceAccount"):
+        assert find(with_creds, kind) == find(plain, kind), kind
