@@ -12,11 +12,13 @@ itself:
   urlPrefix lead to the container's port, the ConfigMap loads with the extender's config loader and
   lands where the image's CMD reads it;
 * the scheduler config copy matches config/kube-scheduler.yaml but for leader election;
-* registry credentials come as a mounted Secret file, changing nothing else.
+* registry credentials come as a mounted Secret file, changing nothing else;
+* the validate-image Job's command parses with the real CLI parser.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import copy
 import functools
@@ -33,6 +35,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
+from extender import cli
 from extender.cli import serve
 from extender.config import Config, load_config, to_dict
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
@@ -51,6 +54,7 @@ KUSTOMIZATIONS = {
     "base": DEPLOY / "base",
     "second-scheduler": DEPLOY / "overlays" / "second-scheduler",
     "pull-secrets": DEPLOY / "overlays" / "pull-secrets",
+    "validate-image": DEPLOY / "validate-image",
 }
 WITH_EXTENDER = ("base", "second-scheduler", "pull-secrets")
 WITH_SCHEDULER = ("second-scheduler", "pull-secrets")
@@ -622,3 +626,56 @@ def test_pull_secrets_mount_credentials_and_change_nothing_else(tmp_path: Path) 
     assert not find(with_creds, "Secret")
     for kind in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ServiceAccount"):
         assert find(with_creds, kind) == find(plain, kind), kind
+
+
+# -- validate-image ----------------------------------------------------------------------------------
+
+HOST_PATHS = {"/boot", "/etc/os-release", "/sys", "/usr/lib", "/lib", "/proc"}
+
+
+def _job() -> Doc:
+    return one(render("validate-image"), "Job", "validate-image")
+
+
+def test_validate_image_job() -> None:
+    job = _job()
+    spec = pod_spec(job)
+    assert job["spec"]["backoffLimit"] == 1
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    assert spec["restartPolicy"] == "Never"
+    assert spec["automountServiceAccountToken"] is False  # no API access needed
+    assert spec["nodeName"], "the node to validate"
+    (c,) = spec["containers"]
+    assert c["image"] == IMAGE
+    command = c["command"]
+    assert command[0] == SCRIPT_NAME and command[1] == "validate-node"
+    prefix = command[command.index("--host-prefix") + 1]
+    volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+    assert set(volumes.values()) == HOST_PATHS
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    for name, host_path in volumes.items():
+        # where validate-node looks for the host's path: --host-prefix + the path
+        assert mounts[name]["mountPath"] == prefix + host_path.lstrip("/"), host_path
+        assert mounts[name]["readOnly"] is True
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("compat-extender's parser has no subcommands")
+
+
+def test_validate_image_job_command_parses_with_the_cli() -> None:
+    """Against the real parser (extender.cli), so the Job and the CLI cannot drift apart."""
+    (c,) = pod_spec(_job())["containers"]
+    parser = cli._parser()
+    names = sorted(_subcommands(parser))
+    assert "validate-node" in names, (
+        "compat-extender has no `validate-node` subcommand yet; the Job in deploy/validate-image runs "
+        f"{c['command']}; it has {names}"
+    )
+    args = parser.parse_args(c["command"][1:])
+    assert args.command == "validate-node"
+    assert args.image == c["command"][c["command"].index("--image") + 1] != "IMAGE"
+    assert args.host_prefix == "/host-"
