@@ -1,0 +1,681 @@
+"""deploy/: what `kubectl kustomize` renders (no cluster) for the base, each overlay and the
+validate-image Job, validated against Kubernetes' schemas (strict) and checked against the extender
+itself:
+
+* RBAC: the extender's rights are exactly the resources its code lists and watches (derived from the
+  API paths in extender/ and the deployed config, and observed: the deployed config served against
+  the API-server stand-in asks for nothing more), read-only; no Role anywhere grants Secrets or
+  wildcards; the second scheduler has the built-in scheduler roles plus its own Lease;
+* every container is hardened (non-root, read-only root, no privilege escalation, no capabilities,
+  RuntimeDefault seccomp, requests and limits); host paths only outside the restricted namespace;
+* the probes' paths answer on the app (the deployed config, served), the Service and the scheduler's
+  urlPrefix lead to the container's port, the ConfigMap loads with the extender's config loader and
+  lands where the image's CMD reads it;
+* the scheduler config copy matches config/kube-scheduler.yaml but for leader election;
+* registry credentials come as a mounted Secret file, changing nothing else;
+* the validate-image Job's command parses with the real CLI parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import functools
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import kubernetes_validate
+import pytest
+import yaml
+from aiohttp.test_utils import TestServer
+
+from extender import cli
+from extender.cli import serve
+from extender.config import Config, load_config, to_dict
+from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
+from extender.sources.prefetch import PODS_PATH
+from tests import dockerfile
+from tests.dockerfile import ROOT
+from tests.kube_apiserver import FakeApiServer
+from tests.test_dockerfile import SCRIPT_NAME, VERSION, tool
+from tests.test_kube_serve import kubeconfig
+from tests.test_kube_source import node, nodefeature
+
+Doc = dict[str, Any]
+
+DEPLOY = ROOT / "deploy"
+KUSTOMIZATIONS = {
+    "base": DEPLOY / "base",
+    "second-scheduler": DEPLOY / "overlays" / "second-scheduler",
+    "pull-secrets": DEPLOY / "overlays" / "pull-secrets",
+    "validate-image": DEPLOY / "validate-image",
+}
+WITH_EXTENDER = ("base", "second-scheduler", "pull-secrets")
+WITH_SCHEDULER = ("second-scheduler", "pull-secrets")
+# The cluster version the manifests target: the second scheduler's minor (kube-scheduler v1.36.x),
+# and a version kubernetes-validate ships schemas for.
+K8S_MINOR = "1.36"
+IMAGE = f"ghcr.io/nfd-compat-extender/compat-extender:{VERSION}"
+EXTENDER = ("Deployment", "compat-extender")
+SCHEDULER = ("Deployment", "compat-scheduler")
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
+READ = {"get", "list", "watch"}
+
+
+@functools.cache
+def _render(name: str) -> str:
+    result = subprocess.run(
+        [tool("kubectl"), "kustomize", str(KUSTOMIZATIONS[name])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def render(name: str) -> list[Doc]:
+    """The objects `kubectl kustomize deploy/<name>` prints (a fresh copy each time)."""
+    return [d for d in yaml.safe_load_all(_render(name)) if d]
+
+
+def find(docs: list[Doc], kind: str, name: str | None = None, namespace: str | None = None) -> list[Doc]:
+    return [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and (name is None or d["metadata"]["name"] == name)
+        and (namespace is None or d["metadata"].get("namespace") == namespace)
+    ]
+
+
+def one(docs: list[Doc], kind: str, name: str | None = None, namespace: str | None = None) -> Doc:
+    found = find(docs, kind, name, namespace)
+    assert len(found) == 1, f"{len(found)} {kind} {name or ''} in the render"
+    return found[0]
+
+
+def pod_spec(workload: Doc) -> Doc:
+    spec: Doc = workload["spec"]
+    if workload["kind"] != "Pod":
+        spec = spec["template"]["spec"]
+    return spec
+
+
+def containers(spec: Doc) -> list[Doc]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def container(docs: list[Doc], workload: tuple[str, str], name: str | None = None) -> Doc:
+    found: list[Doc] = [
+        c for c in pod_spec(one(docs, *workload))["containers"] if name is None or c["name"] == name
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def config_map_file(docs: list[Doc], workload: tuple[str, str], mount_dir: str, key: str) -> tuple[str, str]:
+    """(the file's text, its path in the container) for ConfigMap volume mounted at ``mount_dir``."""
+    spec = pod_spec(one(docs, *workload))
+    (mount,) = [
+        m for c in spec["containers"] for m in c.get("volumeMounts", []) if m["mountPath"] == mount_dir
+    ]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    namespace = one(docs, *workload)["metadata"]["namespace"]
+    cm = one(docs, "ConfigMap", volume["configMap"]["name"], namespace)
+    assert "subPath" not in mount, "a subPath mount would not follow ConfigMap updates"
+    return cm["data"][key], f"{mount_dir.rstrip('/')}/{key}"
+
+
+def image_cmd() -> list[str]:
+    cmd = dockerfile.read()[-1].last("CMD")
+    assert cmd is not None
+    return cmd.words()
+
+
+def extender_config(docs: list[Doc], directory: Path) -> tuple[Config, str, str]:
+    """The extender's config as the pod reads it: (loaded with the extender's loader, the file's
+    text, its path in the container)."""
+    ext = container(docs, EXTENDER)
+    args = ext.get("args") or image_cmd()  # no args: the image's CMD
+    assert "command" not in ext or ext["command"][:1] == [SCRIPT_NAME]
+    path = args[args.index("--config") + 1]
+    text, mounted = config_map_file(docs, EXTENDER, str(Path(path).parent), Path(path).name)
+    assert mounted == path
+    (directory / "extender.yaml").write_text(text)
+    return load_config(directory / "extender.yaml"), text, path
+
+
+def scheduler_config(docs: list[Doc]) -> Doc:
+    sched = container(docs, SCHEDULER)
+    (path,) = [a.split("=", 1)[1] for a in sched["command"] if a.startswith("--config=")]
+    text, mounted = config_map_file(docs, SCHEDULER, str(Path(path).parent), Path(path).name)
+    assert mounted == path
+    loaded: Doc = yaml.safe_load(text)
+    return loaded
+
+
+def api_resource(path: str) -> tuple[str, str]:
+    """An API path -> (group, resource): /api/v1/nodes -> ("", "nodes"),
+    /apis/nfd.k8s-sigs.io/v1alpha1/namespaces/x/nodefeatures/y -> ("nfd.k8s-sigs.io", "nodefeatures")."""
+    parts = urlsplit(path).path.strip("/").split("/")
+    if parts[0] == "api":
+        group, rest = "", parts[2:]
+    else:
+        assert parts[0] == "apis", path
+        group, rest = parts[1], parts[3:]
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]
+    return group, rest[0]
+
+
+def granted(docs: list[Doc], namespace: str, account: str) -> dict[tuple[str, str], set[str]]:
+    """(group, resource) -> verbs that the render grants a ServiceAccount through Roles and
+    ClusterRoles it defines (bindings to roles it does not define are checked by name elsewhere)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for binding in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
+        subjects = binding.get("subjects", [])
+        if not any(
+            s["kind"] == "ServiceAccount" and s["name"] == account and s["namespace"] == namespace
+            for s in subjects
+        ):
+            continue
+        ref = binding["roleRef"]
+        role_ns = None if ref["kind"] == "ClusterRole" else binding["metadata"]["namespace"]
+        roles = find(docs, ref["kind"], ref["name"], role_ns)
+        for role in roles:
+            for rule in role["rules"]:
+                for group in rule.get("apiGroups", []):
+                    for resource in rule.get("resources", []):
+                        out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+# -- rendering and schemas ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_renders_objects_valid_for_kubernetes(name: str) -> None:
+    docs = render(name)
+    assert docs
+    seen: set[tuple[str, str, str]] = set()
+    for doc in docs:
+        kind, meta = doc["kind"], doc["metadata"]
+        # strict: an unknown or misspelt field is an error, not silently dropped by the API server
+        kubernetes_validate.validate(doc, K8S_MINOR, strict=True)
+        if kind in CLUSTER_SCOPED:
+            assert "namespace" not in meta, (kind, meta["name"])
+        else:
+            assert meta.get("namespace"), f"{kind} {meta['name']} has no namespace"
+        key = (kind, meta.get("namespace", ""), meta["name"])
+        assert key not in seen, key
+        seen.add(key)
+    # every namespace used is created here, or is kube-system (the scheduler's authentication Role)
+    created = {d["metadata"]["name"] for d in find(docs, "Namespace")}
+    used = {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]}
+    assert used - created <= {"kube-system"}, used - created
+
+
+def test_schema_validation_is_strict() -> None:
+    """The control: a misspelt field and a wrong type in the extender Deployment are rejected."""
+    deployment = one(render("base"), *EXTENDER)
+    misspelt = copy.deepcopy(deployment)
+    pod_spec(misspelt)["containers"][0]["securityContext"]["readOnlyRootFileSystem"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(misspelt, K8S_MINOR, strict=True)
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["replicas"] = "2"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(wrong_type, K8S_MINOR, strict=True)
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_images_are_the_release(name: str) -> None:
+    for doc in render(name):
+        if doc["kind"] not in WORKLOADS:
+            continue
+        for c in containers(pod_spec(doc)):
+            image = c["image"]
+            if c["name"] == "kube-scheduler":
+                assert image.startswith(f"registry.k8s.io/kube-scheduler:v{K8S_MINOR}."), image
+            else:
+                # the version in pyproject.toml, with the Dockerfile's label
+                assert image == IMAGE, image
+            assert c["imagePullPolicy"] == "IfNotPresent"
+
+
+# -- RBAC ----------------------------------------------------------------------------------------------
+
+
+def _expected_extender_rights(config: Config) -> dict[tuple[str, str], set[str]]:
+    paths = [NODEFEATURES_PATH]
+    if config.features.watchNodes:
+        paths.append(NODES_PATH)
+    if config.prefetch.enabled:
+        paths.append(PODS_PATH)
+    return {api_resource(p): READ for p in paths}
+
+
+@pytest.mark.parametrize("name", WITH_EXTENDER)
+def test_extender_rbac_is_exactly_what_it_reads(name: str, tmp_path: Path) -> None:
+    docs = render(name)
+    config, _, _ = extender_config(docs, tmp_path)
+    assert config.features.source == "kubernetes"
+    account = pod_spec(one(docs, *EXTENDER))["serviceAccountName"]
+    one(docs, "ServiceAccount", account, "compat-extender")
+    assert granted(docs, "compat-extender", account) == _expected_extender_rights(config)
+    # and through nothing else: every binding of the account is to a role defined here
+    for binding in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
+        if any(s["name"] == account for s in binding.get("subjects", [])):
+            ref = binding["roleRef"]
+            assert find(docs, ref["kind"], ref["name"]), f"{account} is bound to {ref['name']}"
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_no_role_grants_secrets_wildcards_or_escalation(name: str) -> None:
+    for role in find(render(name), "ClusterRole") + find(render(name), "Role"):
+        for rule in role["rules"]:
+            where = f"{role['kind']} {role['metadata']['name']}: {rule}"
+            assert "nonResourceURLs" not in rule, where
+            for field in ("apiGroups", "resources", "verbs"):
+                assert not [v for v in rule.get(field, []) if "*" in v], where
+            assert not {"secrets", "serviceaccounts/token"} & set(rule["resources"]), where
+            assert not {"escalate", "bind", "impersonate", "delete", "deletecollection", "patch"} & set(
+                rule["verbs"]
+            ), where
+    for binding in find(render(name), "ClusterRoleBinding") + find(render(name), "RoleBinding"):
+        assert binding["roleRef"]["name"] not in ("cluster-admin", "admin", "edit", "view"), binding
+
+
+@pytest.mark.parametrize("name", WITH_SCHEDULER)
+def test_scheduler_rights(name: str) -> None:
+    docs = render(name)
+    spec = pod_spec(one(docs, *SCHEDULER))
+    account, namespace = spec["serviceAccountName"], one(docs, *SCHEDULER)["metadata"]["namespace"]
+    refs: set[tuple[str, str, str]] = set()
+    for binding in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
+        if any(
+            s["kind"] == "ServiceAccount" and s["name"] == account and s["namespace"] == namespace
+            for s in binding["subjects"]
+        ):
+            refs.add(
+                (
+                    binding["metadata"].get("namespace", ""),
+                    binding["roleRef"]["kind"],
+                    binding["roleRef"]["name"],
+                )
+            )
+    election = scheduler_config(docs)["leaderElection"]
+    lock_ns, lock = election["resourceNamespace"], election["resourceName"]
+    (lease_role,) = [r for r in refs if r[1] == "Role" and r[0] == lock_ns]
+    assert refs == {
+        ("", "ClusterRole", "system:kube-scheduler"),
+        ("", "ClusterRole", "system:volume-scheduler"),
+        # the secure port's delegated authentication reads kube-system's client CA ConfigMap
+        ("kube-system", "Role", "extension-apiserver-authentication-reader"),
+        lease_role,
+    }
+    # the lease Role: its own Lease only (create cannot be limited by name)
+    rules = one(docs, "Role", lease_role[2], lock_ns)["rules"]
+    rights = {
+        (
+            tuple(r["apiGroups"]),
+            tuple(r["resources"]),
+            tuple(r.get("resourceNames", ())),
+            tuple(sorted(r["verbs"])),
+        )
+        for r in rules
+    }
+    assert rights == {
+        (("coordination.k8s.io",), ("leases",), (), ("create",)),
+        (("coordination.k8s.io",), ("leases",), (lock,), ("get", "update")),
+    }
+
+
+# -- pods: hardening, probes, ports ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_every_container_is_hardened(name: str) -> None:
+    docs = render(name)
+    uid, _ = dockerfile.user_ids(dockerfile.read()[-1])
+    workloads = [d for d in docs if d["kind"] in WORKLOADS]
+    assert workloads
+    for workload in workloads:
+        spec = pod_spec(workload)
+        pod_sc = spec.get("securityContext", {})
+        for host in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(host), (workload["metadata"]["name"], host)
+        writable = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for c in containers(spec):
+            where = f"{workload['metadata']['name']}/{c['name']}"
+            sc = c.get("securityContext", {})
+            effective = {**pod_sc, **sc}  # the container's settings win over the pod's
+
+            assert effective.get("runAsNonRoot") is True, where
+            assert isinstance(effective.get("runAsUser"), int) and effective["runAsUser"] > 0, where
+            if c["image"] == IMAGE:
+                assert effective["runAsUser"] == uid, f"{where}: not the image's USER"
+            assert effective.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("privileged") in (None, False), where
+            assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not sc.get("capabilities", {}).get("add"), where
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c.get("resources", {}).get(kind, {})), f"{where}: {kind}"
+            for mount in c.get("volumeMounts", []):
+                # with a read-only root, only emptyDirs are written; everything else is read-only
+                assert mount["name"] in writable or mount.get("readOnly") is True, f"{where}: {mount}"
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_host_paths_only_where_the_namespace_allows_them(name: str) -> None:
+    docs = render(name)
+    levels = {
+        d["metadata"]["name"]: d["metadata"].get("labels", {}).get("pod-security.kubernetes.io/enforce")
+        for d in find(docs, "Namespace")
+    }
+    for workload in (d for d in docs if d["kind"] in WORKLOADS):
+        namespace = workload["metadata"]["namespace"]
+        uses_host = any("hostPath" in v for v in pod_spec(workload).get("volumes", []))
+        # baseline and restricted forbid host paths; the extender's namespace is restricted
+        assert levels[namespace] == ("privileged" if uses_host else "restricted"), (namespace, levels)
+
+
+@pytest.mark.parametrize("name", WITH_EXTENDER)
+def test_extender_pods_spread_and_stay_available(name: str) -> None:
+    docs = render(name)
+    deployment = one(docs, *EXTENDER)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["replicas"] == 2
+    assert matches(deployment["spec"]["selector"]["matchLabels"], labels)
+    spread = [
+        t
+        for t in pod_spec(deployment).get("topologySpreadConstraints", [])
+        if t["topologyKey"] == "kubernetes.io/hostname" and t["whenUnsatisfiable"] == "DoNotSchedule"
+    ]
+    assert spread and matches(spread[0]["labelSelector"]["matchLabels"], labels)
+    pdb = one(docs, "PodDisruptionBudget", "compat-extender")
+    assert matches(pdb["spec"]["selector"]["matchLabels"], labels)
+    assert 0 < pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]  # drains can proceed
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+@pytest.mark.parametrize("name", WITH_EXTENDER)
+def test_config_map_is_the_deploy_config(name: str, tmp_path: Path) -> None:
+    docs = render(name)
+    config, _, path = extender_config(docs, tmp_path)
+    assert path == image_cmd()[image_cmd().index("--config") + 1]  # where the image's CMD reads it
+    assert config.listen.host == "0.0.0.0"
+    assert config.features.source == "kubernetes" and config.features.kubeconfig == ""  # in-cluster
+    assert config.specs.source == "registry"
+    assert config.prefetch.enabled is True
+    assert config.failurePolicy == "Fail"
+    # the debug endpoints are not on the Service's port: off, or on a loopback listener of their own
+    assert not config.debug.enabled or (config.debug.port != 0 and config.debug.host in ("127.0.0.1", "::1"))
+    if name in WITH_SCHEDULER:
+        names = {p["schedulerName"] for p in scheduler_config(docs)["profiles"]}
+        assert names <= set(config.prefetch.schedulerNames), "prefetch must follow the scheduler's pods"
+
+
+@pytest.mark.parametrize("name", WITH_EXTENDER)
+def test_service_and_probes_lead_to_the_listener(name: str, tmp_path: Path) -> None:
+    docs = render(name)
+    config, _, _ = extender_config(docs, tmp_path)
+    ext = container(docs, EXTENDER)
+    ports = {p["name"]: p["containerPort"] for p in ext["ports"]}
+    assert config.debug.port not in ports.values(), "the debug port is loopback-only"
+    service = one(docs, "Service", "compat-extender", "compat-extender")
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == config.listen.port
+    assert ports[port["targetPort"]] == config.listen.port
+    # the Service selects the extender's pods and nothing else rendered
+    for workload in (d for d in docs if d["kind"] in WORKLOADS):
+        selected = matches(service["spec"]["selector"], workload["spec"]["template"]["metadata"]["labels"])
+        assert selected == (workload["metadata"]["name"] == EXTENDER[1]), workload["metadata"]["name"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert ports[ext[probe]["httpGet"]["port"]] == config.listen.port, probe
+    assert ext["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert ext["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _observed(requests: list[str]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for path_qs in requests:
+        verb = "watch" if parse_qs(urlsplit(path_qs).query).get("watch") in (["true"], ["1"]) else "list"
+        out.setdefault(api_resource(path_qs), set()).add(verb)
+    return out
+
+
+async def test_the_deployed_config_served(tmp_path: Path) -> None:
+    """base's extender.yaml, as the pod would run it (only the API server, listen addresses and
+    debug port changed to loopback ones): the probes' paths answer on the probed port, /debug/* only
+    on the loopback debug listener, and what it asks the API server for is exactly what RBAC grants."""
+    docs = render("base")
+    _, text, _ = extender_config(docs, tmp_path)
+    ext = container(docs, EXTENDER)
+    rights = granted(docs, "compat-extender", pod_spec(one(docs, *EXTENDER))["serviceAccountName"])
+
+    server = FakeApiServer()
+    await server.put(NODES_PATH, node("n0"))
+    await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["vfio-pci"]))
+    async with TestServer(server.app) as api:
+        (tmp_path / "deployed.yaml").write_text(text)
+        overrides = {
+            "listen.host": "127.0.0.1",
+            "listen.port": 0,
+            "debug.port": _free_port(),
+            "features.kubeconfig": str(
+                kubeconfig(tmp_path / "kubeconfig", str(api.make_url("")).rstrip("/"))
+            ),
+        }
+        config = load_config(tmp_path / "deployed.yaml", overrides)
+        deployed = load_config(tmp_path / "deployed.yaml")
+        changed = {k for k, v in to_dict(config).items() if v != to_dict(deployed)[k]}
+        assert changed <= {"listen", "debug", "features"}
+        stop = asyncio.Event()
+        listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(serve(config, stop=stop, on_listening=listening.set_result))
+        try:
+            waiting: list[asyncio.Future[Any]] = [task, listening]
+            done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            assert listening in done, task.exception() if task.done() else "serve did not start"
+            main, debug = listening.result()
+            async with aiohttp.ClientSession() as session:
+
+                async def status(base: str, path: str) -> int:
+                    async with session.get(base + path) as resp:
+                        return resp.status
+
+                deadline = asyncio.get_running_loop().time() + 10
+                while await status(main, ext["readinessProbe"]["httpGet"]["path"]) != 200:
+                    assert asyncio.get_running_loop().time() < deadline, "never ready"
+                    await asyncio.sleep(0.02)
+                for probe in ("startupProbe", "livenessProbe"):
+                    assert await status(main, ext[probe]["httpGet"]["path"]) == 200, probe
+                assert await status(main, "/metrics") == 200
+                assert await status(main, "/debug/sources") == 404
+                assert await status(debug, "/debug/sources") == 200
+                assert urlsplit(debug).hostname == config.debug.host == "127.0.0.1"
+
+            # every granted resource gets listed and watched (prefetch's pods too), nothing else is asked for
+            deadline = asyncio.get_running_loop().time() + 10
+            while set(_observed(server.requests)) != set(rights) or any(
+                v != {"list", "watch"} for v in _observed(server.requests).values()
+            ):
+                assert set(_observed(server.requests)) <= set(rights), server.requests
+                assert asyncio.get_running_loop().time() < deadline, (_observed(server.requests), rights)
+                await asyncio.sleep(0.02)
+            for resource, verbs in _observed(server.requests).items():
+                assert verbs <= rights[resource], resource
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+
+# -- the second scheduler ----------------------------------------------------------------------------
+
+
+def test_scheduler_config_is_config_kube_scheduler_yaml_with_leader_election() -> None:
+    reference = yaml.safe_load((ROOT / "config" / "kube-scheduler.yaml").read_text())
+    copy_ = yaml.safe_load((KUSTOMIZATIONS["second-scheduler"] / "kube-scheduler.yaml").read_text())
+    assert scheduler_config(render("second-scheduler")) == copy_
+    reference.pop("leaderElection")
+    election = copy_.pop("leaderElection")
+    assert copy_ == reference
+    assert election["leaderElect"] is True
+
+
+@pytest.mark.parametrize("name", WITH_SCHEDULER)
+def test_scheduler_calls_the_extender_service(name: str, tmp_path: Path) -> None:
+    docs = render(name)
+    config, _, _ = extender_config(docs, tmp_path)
+    service = one(docs, "Service", "compat-extender")
+    (port,) = service["spec"]["ports"]
+    sched = scheduler_config(docs)
+    assert sched["apiVersion"] == "kubescheduler.config.k8s.io/v1"
+    assert sched["kind"] == "KubeSchedulerConfiguration"
+    (extender,) = sched["extenders"]
+    url = urlsplit(extender["urlPrefix"])
+    assert url.scheme == "http"
+    assert url.hostname in {
+        f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc",
+        f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local",
+    }
+    assert url.port == port["port"]
+    assert url.path.rstrip("/") == config.pathPrefix
+    assert (extender["filterVerb"], extender["prioritizeVerb"]) == (
+        "filter",
+        "prioritize",
+    )  # the app's routes
+    assert extender["nodeCacheCapable"] is True
+
+
+@pytest.mark.parametrize("name", WITH_SCHEDULER)
+def test_scheduler_leader_election_and_replicas(name: str) -> None:
+    docs = render(name)
+    deployment = one(docs, *SCHEDULER)
+    election = scheduler_config(docs)["leaderElection"]
+    if election["leaderElect"]:
+        assert deployment["spec"]["replicas"] >= 2
+        assert election.get("resourceLock", "leases") == "leases"
+        # not the default scheduler's lock: sharing it would keep one of the two schedulers idle
+        assert (election["resourceNamespace"], election["resourceName"]) != ("kube-system", "kube-scheduler")
+        assert election["resourceNamespace"] == deployment["metadata"]["namespace"]
+    else:  # one at a time, also during a rollout
+        assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    sched = container(docs, SCHEDULER)
+    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
+        get = sched[probe]["httpGet"]
+        assert (get["path"], get["scheme"]) == (path, "HTTPS")
+        assert {p["name"]: p["containerPort"] for p in sched["ports"]}[get["port"]] == 10259
+    (cert_dir,) = [a.split("=", 1)[1] for a in sched["command"] if a.startswith("--cert-dir=")]
+    tmp = [m["mountPath"] for m in sched["volumeMounts"] if m["name"] == "tmp"]
+    assert tmp and cert_dir.startswith(tmp[0] + "/"), "self-signed serving certs need a writable dir"
+
+
+# -- registry credentials ----------------------------------------------------------------------------
+
+
+def test_pull_secrets_mount_credentials_and_change_nothing_else(tmp_path: Path) -> None:
+    plain, with_creds = render("second-scheduler"), render("pull-secrets")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    before, _, _ = extender_config(plain, tmp_path / "a")
+    after, _, _ = extender_config(with_creds, tmp_path / "b")
+    assert before.registry.dockerConfig is None
+    assert after.registry.dockerConfig is not None
+    differ = {k for k, v in to_dict(after)["registry"].items() if v != to_dict(before)["registry"][k]}
+    assert differ == {"dockerConfig"}
+    assert {k: v for k, v in to_dict(after).items() if k != "registry"} == {
+        k: v for k, v in to_dict(before).items() if k != "registry"
+    }
+    # the file is the Secret's .dockerconfigjson, mounted (not subPath: rotations reach it)
+    spec = pod_spec(one(with_creds, *EXTENDER))
+    (mount,) = [
+        m
+        for m in container(with_creds, EXTENDER)["volumeMounts"]
+        if m["mountPath"] == str(after.registry.dockerConfig.parent)
+    ]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["items"] == [
+        {"key": ".dockerconfigjson", "path": after.registry.dockerConfig.name}
+    ]
+    assert volume["secret"].get("optional") is False
+    # still no Secret rights, and no Secret shipped
+    assert not find(with_creds, "Secret")
+    for kind in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ServiceAccount"):
+        assert find(with_creds, kind) == find(plain, kind), kind
+
+
+# -- validate-image ----------------------------------------------------------------------------------
+
+HOST_PATHS = {"/boot", "/etc/os-release", "/sys", "/usr/lib", "/lib", "/proc"}
+
+
+def _job() -> Doc:
+    return one(render("validate-image"), "Job", "validate-image")
+
+
+def test_validate_image_job() -> None:
+    job = _job()
+    spec = pod_spec(job)
+    assert job["spec"]["backoffLimit"] == 1
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    assert spec["restartPolicy"] == "Never"
+    assert spec["automountServiceAccountToken"] is False  # no API access needed
+    assert spec["nodeName"], "the node to validate"
+    (c,) = spec["containers"]
+    assert c["image"] == IMAGE
+    command = c["command"]
+    assert command[0] == SCRIPT_NAME and command[1] == "validate-node"
+    prefix = command[command.index("--host-prefix") + 1]
+    volumes = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+    assert set(volumes.values()) == HOST_PATHS
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    for name, host_path in volumes.items():
+        # where validate-node looks for the host's path: --host-prefix + the path
+        assert mounts[name]["mountPath"] == prefix + host_path.lstrip("/"), host_path
+        assert mounts[name]["readOnly"] is True
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("compat-extender's parser has no subcommands")
+
+
+def test_validate_image_job_command_parses_with_the_cli() -> None:
+    """Against the real parser (extender.cli), so the Job and the CLI cannot drift apart."""
+    (c,) = pod_spec(_job())["containers"]
+    parser = cli._parser()
+    names = sorted(_subcommands(parser))
+    assert "validate-node" in names, (
+        "compat-extender has no `validate-node` subcommand yet; the Job in deploy/validate-image runs "
+        f"{c['command']}; it has {names}"
+    )
+    args = parser.parse_args(c["command"][1:])
+    assert args.command == "validate-node"
+    assert args.image == c["command"][c["command"].index("--image") + 1] != "IMAGE"
+    assert args.host_prefix == "/host-"
