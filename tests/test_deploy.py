@@ -657,6 +657,9 @@ def test_validate_image_job() -> None:
         # where validate-node looks for the host's path: --host-prefix + the path
         assert mounts[name]["mountPath"] == prefix + host_path.lstrip("/"), host_path
         assert mounts[name]["readOnly"] is True
+    # system.name.nodename comes from NODE_NAME (in a pod the hostname is the pod's name)
+    env = {e["name"]: e for e in c.get("env", [])}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
