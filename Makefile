@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit bench run clean
+.PHONY: test lint typecheck unit bench run clean fuzz
 
 # A real registry for the registry tests: Debian's docker-registry (distribution 2.8, no referrers
 # API). The tests start their own instances on loopback (anonymous and htpasswd), never the service.
@@ -32,6 +32,11 @@ unit: $(STAMP) $(REGISTRY)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The fuzz tests with 100x their examples (>= 100,000 HTTP bodies, >= 10,000 specs); not in `test`.
+fuzz: $(STAMP)
+	COMPAT_FUZZ=long $(BIN)/pytest -q tests/test_fuzz_http.py tests/test_fuzz_spec.py \
+		tests/test_spec_parse.py -k "fuzz or junk or arbitrary or mutated or query or body"
 
 # The extender on the bundled examples (no cluster, no registry): http://127.0.0.1:8888
 run: $(STAMP)

@@ -22,6 +22,7 @@ from extender.errors import SpecError, SpecLimitError
 from extender.spec import yamlgo
 from extender.spec.model import CompatibilitySet, FeatureTerm, MatchExpression, Rule, Spec
 from extender.spec.parse import SpecLimits, parse_spec
+from tests.fuzz import examples
 
 SPECS = Path(__file__).parent / "data" / "specs"
 
@@ -629,21 +630,21 @@ def test_a_typical_three_set_spec_parses() -> None:
 SEED = (SPECS / "nfd-docs-example.yaml").read_text()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_raise_only_spec_error(data: bytes) -> None:
     with contextlib.suppress(SpecError):
         parse_spec(data)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=300))
 def test_arbitrary_text_raises_only_spec_error(text: str) -> None:
     with contextlib.suppress(SpecError):
         parse_spec(text.encode("utf-8", "surrogatepass"))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(
