@@ -37,7 +37,7 @@ import numpy as np
 import orjson
 
 from benchmarks.cluster import generate_cluster
-from benchmarks.http import _start, bench_pod, names_body, sample_names
+from benchmarks.http import bench_pod, names_body, sample_names, start_app
 from benchmarks.matcher import BENCH_SPEC
 from benchmarks.report import finish, fmt_ms, machine_facts, say
 from extender.http.app import AppSettings, build_app
@@ -107,7 +107,7 @@ async def _run(images: int, names: int, table_nodes: int, repeat: int, out: Text
 
         transport = AiohttpTransport()
         lookups = SharedLookups(RegistrySpecs(RegistryClient(transport)))
-        runner, base = await _start(build_app(StaticFeatures(table), lookups, AppSettings()))
+        runner, base = await start_app(build_app(StaticFeatures(table), lookups, AppSettings()))
         cold: list[float] = []
         warm: list[float] = []
         per_cold: list[int] = []

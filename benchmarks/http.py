@@ -305,7 +305,7 @@ def check_prioritize(who: str, payload: bytes, names: list[str], expected: dict[
 # Measurement.
 
 
-async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
+async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -363,8 +363,8 @@ async def _measure(
     progress: Steps = NO_PROGRESS,
 ) -> list[ScenarioResult]:
     extender_app = build_app(StaticFeatures(table), StaticSpecs({BENCH_IMAGE: spec}), settings)
-    ext_runner, ext_url = await _start(extender_app)
-    floor_runner, floor_url = await _start(build_floor_app())
+    ext_runner, ext_url = await start_app(extender_app)
+    floor_runner, floor_url = await start_app(build_floor_app())
     results: list[ScenarioResult] = []
     try:
         timeout = aiohttp.ClientTimeout(total=120)
