@@ -193,7 +193,7 @@ SCENARIOS: dict[str, Scenario] = {
             module="benchmarks.cold",
             default_nodes=(500,),
             quick_nodes=(50,),
-            nodes_mean="node names per /filter request (table: 5,000 nodes, or the count if larger)",
+            nodes_mean="node names per /filter request (table: 5,000 nodes, 200 quick, or more if asked)",
             baseline="the same request once the spec is cached (warm)",
         ),
     )
