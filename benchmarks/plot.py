@@ -139,7 +139,7 @@ def plot(results_dir: Path, out: Path) -> Path:
             f"(runs from {started}; greys are each panel's baselines)",
             fontsize=10,
         )
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=110)
     finally:
