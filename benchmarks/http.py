@@ -170,11 +170,12 @@ class Report:
     scenarios: list[ScenarioResult] = field(default_factory=list)
 
     def target(self) -> dict[str, Any] | None:
-        """The issue's target on the largest NodeNames scenario: extender ≤ 2× floor (medians)."""
+        """The issue's target, extender ≤ 2× floor (medians), on the NodeNames scenario at
+        TARGET_NAMES names, or the one nearest to it when that size was not run."""
         names = [s for s in self.scenarios if s.form == "names"]
         if not names:
             return None
-        big = max(names, key=lambda s: s.nodes)
+        big = min(names, key=lambda s: (abs(s.nodes - TARGET_NAMES), -s.nodes))
         ratios = {v.verb: v.ratio for v in big.verbs}
         return {
             "scenario": big.name,
