@@ -40,8 +40,8 @@ run: $(STAMP)
 	@echo "  curl -s 'http://127.0.0.1:8888/debug/explain?image=registry.example.com/telco/dpdk-app:23.11&node=gpu-h100-01&format=text'"
 	$(BIN)/compat-extender serve --config config/extender.yaml
 
-# Every scenario at its default node counts (up to 50,000 nodes: ~15-25 min and several GiB of RAM),
-# then the plot. Results: benchmarks/results/{<scenario>.json,<scenario>.md,summary.md,latency.png}.
+# Every scenario at its default node counts (up to 50,000 nodes: ~10-15 min on a quiet 2-core machine,
+# ~5.5 GiB of RAM at the peak), then the plot. Results: benchmarks/results/{<scenario>.json,<scenario>.md,summary.md,latency.png}.
 # One scenario or other sizes: .venv/bin/python -m benchmarks run --scenario http --nodes 500,5000
 bench: $(STAMP) $(REGISTRY)
 	$(BIN)/python -m benchmarks run
