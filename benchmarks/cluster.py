@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +47,10 @@ __all__ = [
     "POOLS",
     "PoolProfile",
     "average_json_size",
+    "cluster_shape",
     "generate_cluster",
     "generate_node",
+    "iter_cluster",
     "json_size",
     "mutate_node",
 ]
@@ -826,20 +828,55 @@ def generate_node(index: int, pool: PoolProfile, rng: random.Random) -> RawNodeF
     return obj
 
 
-def generate_cluster(n_nodes: int, seed: int = 0) -> list[RawNodeFeature]:
-    """``n_nodes`` NodeFeature objects (one per node), identical for identical arguments."""
+def iter_cluster(n_nodes: int, seed: int = 0) -> Iterator[RawNodeFeature]:
+    """The objects of :func:`generate_cluster`, one at a time: a consumer that streams them (the memory
+    benchmark, as a watch would deliver them) never holds the whole raw cluster."""
     if n_nodes < 0:
         raise ValueError("n_nodes must be >= 0")
     rng = random.Random(seed)
     counters = dict.fromkeys((p.name for p in POOLS), 0)
     weights = [p.weight for p in POOLS]
-    out: list[RawNodeFeature] = []
     for _ in range(n_nodes):
         pool = rng.choices(POOLS, weights=weights)[0]
         index = counters[pool.name]
         counters[pool.name] = index + 1
-        out.append(generate_node(index, pool, random.Random(rng.getrandbits(64))))
-    return out
+        yield generate_node(index, pool, random.Random(rng.getrandbits(64)))
+
+
+def generate_cluster(n_nodes: int, seed: int = 0) -> list[RawNodeFeature]:
+    """``n_nodes`` NodeFeature objects (one per node), identical for identical arguments."""
+    return list(iter_cluster(n_nodes, seed))
+
+
+def cluster_shape(objs: Sequence[RawNodeFeature]) -> dict[str, float]:
+    """What a node looks like on average (cpuid flags, loaded modules, PCI functions, attribute
+    elements, compact JSON bytes) and how many pools and distinct values the cluster has: printed with
+    every result so a reader can judge the cluster's realism without reading this module."""
+    if not objs:
+        return {}
+    flags = modules = pci = attrs = 0
+    kernels: set[str] = set()
+    pools: set[str] = set()
+    for obj in objs:
+        feats = obj["spec"]["features"]
+        flags += len(feats["flags"]["cpu.cpuid"]["elements"])
+        modules += len(feats["flags"]["kernel.loadedmodule"]["elements"])
+        pci += len(feats["instances"]["pci.device"]["elements"])
+        attrs += sum(len(a["elements"]) for a in feats["attributes"].values())
+        kernels.add(feats["attributes"]["kernel.version"]["elements"]["full"])
+        pools.add(obj["metadata"]["name"].rsplit("-", 1)[0])
+    n = len(objs)
+    avg, _, _ = average_json_size(objs)
+    return {
+        "nodes": n,
+        "pools": len(pools),
+        "cpuid_flags_avg": flags / n,
+        "loaded_modules_avg": modules / n,
+        "pci_devices_avg": pci / n,
+        "attribute_elements_avg": attrs / n,
+        "distinct_kernels": len(kernels),
+        "json_bytes_avg": avg,
+    }
 
 
 def mutate_node(obj: RawNodeFeature, seed: int = 0) -> RawNodeFeature:

@@ -37,8 +37,10 @@ import numpy as np
 import orjson
 
 from benchmarks.cluster import generate_cluster
-from benchmarks.http import _start, bench_pod, names_body, sample_names
+from benchmarks.harness import Row, RunContext, ScenarioResult
+from benchmarks.http import bench_pod, names_body, sample_names, start_app
 from benchmarks.matcher import BENCH_SPEC
+from benchmarks.progress import NO_PROGRESS, Steps
 from benchmarks.report import finish, fmt_ms, machine_facts, say
 from extender.http.app import AppSettings, build_app
 from extender.match.table import table_from_nodefeatures
@@ -70,6 +72,7 @@ class Result:
         return {
             "cold_median_ms": float(np.median(cold)),
             "cold_p90_ms": float(np.percentile(cold, 90)),
+            "cold_p99_ms": float(np.percentile(cold, 99)),
             "cold_max_ms": float(cold.max()),
             "warm_median_ms": float(np.median(warm)),
             "warm_p99_ms": float(np.percentile(warm, 99)),
@@ -90,13 +93,18 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes) -> float:
     return elapsed
 
 
-async def _run(images: int, names: int, table_nodes: int, repeat: int, out: TextIO) -> Result:
+async def run_cold(
+    images: int, names: int, table_nodes: int, repeat: int, out: TextIO, progress: Steps = NO_PROGRESS
+) -> Result:
+    """Push ``images`` images with the spec attached, then one cold and ``repeat`` warm /filter calls
+    naming ``names`` nodes of a ``table_nodes`` table, per image."""
     spec = BENCH_SPEC.read_bytes()
     table = table_from_nodefeatures(generate_cluster(table_nodes, 0))
     candidates = sample_names(table, names, 0)
     with tempfile.TemporaryDirectory() as tmp, run_distribution(Path(tmp), auth=False) as registry:
         pusher_transport = AiohttpTransport()
         pusher = RegistryClient(pusher_transport)
+        progress.note("pushing images to the loopback registry")
         refs: list[str] = []
         for i in range(images):
             await push_image(pusher, f"{registry.host}/bench/app", f"v{i}", payload=f"layer {i}".encode())
@@ -107,12 +115,13 @@ async def _run(images: int, names: int, table_nodes: int, repeat: int, out: Text
 
         transport = AiohttpTransport()
         lookups = SharedLookups(RegistrySpecs(RegistryClient(transport)))
-        runner, base = await _start(build_app(StaticFeatures(table), lookups, AppSettings()))
+        runner, base = await start_app(build_app(StaticFeatures(table), lookups, AppSettings()))
         cold: list[float] = []
         warm: list[float] = []
         per_cold: list[int] = []
         try:
             async with aiohttp.ClientSession() as session:
+                progress.note("cold and warm calls")
                 for ref in refs:
                     body = names_body(bench_pod(ref), candidates)
                     before = transport.requests
@@ -147,6 +156,64 @@ def render_markdown(r: Result) -> str:
     )
 
 
+DEFAULT_IMAGES = 20
+DEFAULT_TABLE = 5000
+DEFAULT_REPEAT = 10
+QUICK_IMAGES = 3
+QUICK_TABLE = 200
+QUICK_REPEAT = 2
+
+
+def run_scenario(ctx: RunContext) -> ScenarioResult:
+    """The harness's ``cold`` scenario: for each node count (names per request), a fresh registry and
+    ``images`` images, each one cold call and ``repeat`` warm ones."""
+    images = QUICK_IMAGES if ctx.quick else DEFAULT_IMAGES
+    repeat = QUICK_REPEAT if ctx.quick else DEFAULT_REPEAT
+    table = max(max(ctx.nodes), QUICK_TABLE if ctx.quick else DEFAULT_TABLE)
+    say(ctx.log, "## Cold path benchmark")
+    say(ctx.log)
+    results: list[Result] = []
+    for n in ctx.nodes:
+        ctx.progress.step(f"{n:,} names, {images} new images")
+        say(ctx.log, f"### {n:,} names")
+        result = asyncio.run(run_cold(images, n, table, repeat, ctx.log, ctx.progress))
+        say(ctx.log, render_markdown(result))
+        say(ctx.log)
+        results.append(result)
+    rows = []
+    for r in results:
+        s = r.summary()
+        warm = np.asarray(r.warm_ms)
+        rows.append(
+            Row.latency(
+                "first /filter of a new image (cold)",
+                r.names,
+                s["cold_median_ms"],
+                s["cold_p99_ms"],
+                "same request, spec cached (warm)",
+                s["warm_median_ms"],
+                float(np.percentile(warm, 99)),
+                len(r.cold_ms),
+                {
+                    "registry_requests": float(
+                        statistics.median(r.requests_per_cold[1:] or r.requests_per_cold)
+                    )
+                },
+            )
+        )
+    return ScenarioResult(
+        rows=rows,
+        params={"images": images, "repeat": repeat, "table_nodes": table},
+        detail={"sizes": [{**asdict(r), "summary": r.summary()} for r in results]},
+        markdown="\n\n".join(render_markdown(r) for r in results),
+        notes=[
+            f"Debian's docker-registry (distribution 2.8, no referrers API) on 127.0.0.1; {images} images, "
+            f"each one cold /filter then {repeat} warm ones; table of {table:,} nodes. Cold p99 is over "
+            f"{images} samples per size."
+        ],
+    )
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cold", description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=None, help="images (cold lookups), default 20")
@@ -157,17 +224,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 3 images, 50 names, 200 nodes")
     args = p.parse_args(argv)
     stream = out if out is not None else sys.stdout
-    images = args.images or (3 if args.quick else 20)
+    images = args.images or (QUICK_IMAGES if args.quick else DEFAULT_IMAGES)
     names = args.names or (50 if args.quick else 500)
-    table = args.table or (200 if args.quick else 5000)
-    repeat = args.repeat or (2 if args.quick else 10)
+    table = args.table or (QUICK_TABLE if args.quick else DEFAULT_TABLE)
+    repeat = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
     if min(images, names, table, repeat) < 1 or names > table:
         p.error("sizes must be positive, and --names at most --table")
     say(stream, "## Cold path benchmark")
     say(stream)
     for k, v in machine_facts().items():
         say(stream, f"- {k}: {v}")
-    result = asyncio.run(_run(images, names, table, repeat, stream))
+    result = asyncio.run(run_cold(images, names, table, repeat, stream))
     doc: dict[str, Any] = {"machine": machine_facts(), **asdict(result), "summary": result.summary()}
     finish(stream, render_markdown(result), args.json, doc)
     return 0

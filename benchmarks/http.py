@@ -55,8 +55,11 @@ import orjson
 from aiohttp import web
 
 from benchmarks.cluster import generate_cluster
+from benchmarks.harness import Row, RunContext
+from benchmarks.harness import ScenarioResult as HarnessResult
 from benchmarks.matcher import BENCH_SPEC, count_expressions, load_bench_spec
 from benchmarks.nodes import generate_node_objects
+from benchmarks.progress import NO_PROGRESS, Steps
 from benchmarks.report import finish, fmt_ms, machine_facts, parse_sizes, say
 from extender.decide import ImageSpec, decide
 from extender.http.app import AppSettings, build_app
@@ -167,11 +170,12 @@ class Report:
     scenarios: list[ScenarioResult] = field(default_factory=list)
 
     def target(self) -> dict[str, Any] | None:
-        """The issue's target on the largest NodeNames scenario: extender ≤ 2× floor (medians)."""
+        """The issue's target, extender ≤ 2× floor (medians), on the NodeNames scenario at
+        TARGET_NAMES names, or the one nearest to it when that size was not run."""
         names = [s for s in self.scenarios if s.form == "names"]
         if not names:
             return None
-        big = max(names, key=lambda s: s.nodes)
+        big = min(names, key=lambda s: (abs(s.nodes - TARGET_NAMES), -s.nodes))
         ratios = {v.verb: v.ratio for v in big.verbs}
         return {
             "scenario": big.name,
@@ -302,7 +306,7 @@ def check_prioritize(who: str, payload: bytes, names: list[str], expected: dict[
 # Measurement.
 
 
-async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
+async def start_app(app: web.Application) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -357,15 +361,17 @@ async def _measure(
     repeat: int,
     warmup: int,
     out: TextIO,
+    progress: Steps = NO_PROGRESS,
 ) -> list[ScenarioResult]:
     extender_app = build_app(StaticFeatures(table), StaticSpecs({BENCH_IMAGE: spec}), settings)
-    ext_runner, ext_url = await _start(extender_app)
-    floor_runner, floor_url = await _start(build_floor_app())
+    ext_runner, ext_url = await start_app(extender_app)
+    floor_runner, floor_url = await start_app(build_floor_app())
     results: list[ScenarioResult] = []
     try:
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for fx in fixtures:
+                progress.step(f"{len(fx.names):,} {'names' if fx.form == 'names' else 'Node objects'}")
                 say(out, f"### {fx.name}: {len(fx.names):,} candidates as {_form_text(fx.form)}")
                 if fx.node_sizes:
                     say(
@@ -380,6 +386,7 @@ async def _measure(
                 verbs: list[VerbResult] = []
                 passed = failed = 0
                 for verb in VERBS:
+                    progress.note(verb)
                     urls = (f"{ext_url}/{verb}", f"{floor_url}/{verb}")
                     _, ext_payload = await _post(session, urls[0], fx.body)
                     _, floor_payload = await _post(session, urls[1], fx.body)
@@ -447,6 +454,7 @@ def run_benchmark(
     spec_path: Path = BENCH_SPEC,
     settings: AppSettings | None = None,
     out: TextIO = sys.stdout,
+    progress: Steps = NO_PROGRESS,
 ) -> Report:
     if repeat < 1:
         raise ValueError("repeat must be >= 1")
@@ -476,6 +484,7 @@ def run_benchmark(
     say(out, render_machine(report))
     say(out)
 
+    progress.note(f"building a {table_nodes:,}-node table")
     t0 = time.perf_counter()
     objs = generate_cluster(table_nodes, seed)
     table = table_from_nodefeatures(objs)
@@ -501,7 +510,14 @@ def run_benchmark(
     try:
         report.scenarios = asyncio.run(
             _measure(
-                fixtures, table=table, spec=spec, settings=settings, repeat=repeat, warmup=warmup, out=out
+                fixtures,
+                table=table,
+                spec=spec,
+                settings=settings,
+                repeat=repeat,
+                warmup=warmup,
+                out=out,
+                progress=progress,
             )
         )
     finally:
@@ -568,6 +584,67 @@ def render_markdown(report: Report) -> str:
             f"{note}: {ratios}: {verdict}."
         )
     return "\n".join(lines)
+
+
+def run_scenario(ctx: RunContext) -> HarnessResult:
+    """The harness's ``http`` scenario: node names at every node count, plus full Node objects."""
+    node_objects = QUICK_NODES if ctx.quick else DEFAULT_NODES
+    report = run_benchmark(
+        ctx.nodes,
+        node_objects,
+        repeat=QUICK_REPEAT if ctx.quick else DEFAULT_REPEAT,
+        warmup=QUICK_WARMUP if ctx.quick else DEFAULT_WARMUP,
+        seed=ctx.seed,
+        out=ctx.log,
+        progress=ctx.progress,
+    )
+    rows: list[Row] = []
+    for s in report.scenarios:
+        form = "names" if s.form == "names" else "Node objects"
+        for v in s.verbs:
+            rows.append(
+                Row.latency(
+                    f"{v.verb} ({form})",
+                    s.nodes,
+                    v.extender.median_ms,
+                    v.extender.p99_ms,
+                    f"no-op floor, {v.verb} ({form})",
+                    v.floor.median_ms,
+                    v.floor.p99_ms,
+                    v.extender.runs,
+                )
+            )
+    notes = [
+        f"Feature table of {report.table_nodes:,} nodes; {report.warmup} warm-up then {report.repeat} "
+        "sequential requests per series on one keep-alive connection per server, extender and floor "
+        "alternating (both in this process). Every candidate goes to both verbs (prioritize's worst case).",
+    ]
+    notes += [
+        f"Node objects: {s.nodes:,} full v1.Node of {(s.node_object_bytes_avg or 0) / 1024:.1f} KiB on "
+        f"average ({s.request_bytes['filter'] / 1048576:,.1f} MiB body)."
+        for s in report.scenarios
+        if s.form == "nodes"
+    ]
+    detail = report.as_json()
+    for scenario in detail["scenarios"]:  # the raw samples are in the per-row p50/p99 already
+        for verb in scenario["verbs"]:
+            for side in ("extender", "floor"):
+                verb[side].pop("samples_ns", None)
+    return HarnessResult(
+        rows=rows,
+        params={
+            "names": list(ctx.nodes),
+            "node_objects": list(node_objects),
+            "table_nodes": report.table_nodes,
+            "repeat": report.repeat,
+            "warmup": report.warmup,
+            "spec": report.spec_path,
+            "image": report.image,
+        },
+        detail=detail,
+        markdown=render_markdown(report),
+        notes=notes,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,8 +33,12 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.cluster import average_json_size, generate_cluster, mutate_node
+from benchmarks.cluster import average_json_size, cluster_shape, generate_cluster, mutate_node
+from benchmarks.harness import Row, RunContext, ScenarioResult
+from benchmarks.progress import NO_PROGRESS, Steps
 from benchmarks.report import finish, fmt_ms, machine_facts, parse_sizes, say
+from benchmarks.specgen import SIZES as SPEC_SIZES
+from benchmarks.specgen import generate_spec
 from extender import (
     Spec,
     SpecEvaluation,
@@ -45,6 +49,7 @@ from extender import (
     table_from_nodefeatures,
 )
 from extender.features.nodefeature import NODE_NAME_LABEL
+from extender.match.table import FeatureTable
 
 BENCH_SPEC = Path(__file__).resolve().parent / "specs" / "bench.yaml"
 DEFAULT_SIZES: tuple[int, ...] = (100, 1000, 5000, 20000)
@@ -54,6 +59,8 @@ QUICK_REPEAT = 3
 #: Fast measurements (vectorized, cached, update) take at least this many calls: they are cheap,
 #: and more samples steady the median.
 MIN_FAST_RUNS = 20
+#: The spec-size sweep runs at this many nodes (or the largest size asked for, if smaller).
+SPEC_SWEEP_NODES = 5000
 
 
 class BenchmarkMismatch(RuntimeError):
@@ -71,6 +78,7 @@ class Timing:
 
     median_ms: float
     min_ms: float
+    p99_ms: float
     runs: int
     samples_ns: tuple[int, ...]
     scale: float = 1.0
@@ -83,6 +91,7 @@ class Timing:
         return cls(
             median_ms=statistics.median(samples_ns) * scale / 1e6,
             min_ms=min(samples_ns) * scale / 1e6,
+            p99_ms=float(np.percentile(np.asarray(samples_ns, dtype=np.float64), 99)) * scale / 1e6,
             runs=len(samples_ns),
             samples_ns=tuple(samples_ns),
             scale=scale,
@@ -262,10 +271,13 @@ def measure_size(
     reference_max_nodes: int = 5000,
     reference_sample: int = 2000,
     out: TextIO = sys.stdout,
+    progress: Steps = NO_PROGRESS,
 ) -> SizeResult:
+    note = progress.note
     fast_runs = max(repeat, MIN_FAST_RUNS)
     say(out, f"### {n_nodes:,} nodes")
 
+    note("generating the cluster")
     generate_ms, objs = _time_once(lambda: generate_cluster(n_nodes, seed))
     avg, smallest, largest = average_json_size(objs)
     say(
@@ -274,6 +286,7 @@ def measure_size(
         f"avg {avg / 1024:.1f} KiB (min {smallest / 1024:.1f}, max {largest / 1024:.1f})",
     )
 
+    note("building the table")
     table_build_ms, table = _time_once(lambda: table_from_nodefeatures(objs))
     say(out, f"- table build (parse + merge + columnar table, one run): {table_build_ms:,.1f} ms")
 
@@ -282,6 +295,7 @@ def measure_size(
     say(out, f"- first (cold) vectorized call: {cold_ms:,.2f} ms")
 
     # (a) reference: one full pass (also the oracle for the check), then the timed series.
+    note("reference")
     full_ms, ref = _time_once(lambda: evaluate(spec, table, implementation="reference"))
     _verify("vectorized (cold)", ref, cold)
     names = table.node_names()
@@ -303,6 +317,7 @@ def measure_size(
         )
 
     # (b) vectorized, warm table, no result cache (the cold call above was the warm-up).
+    note("vectorized and cached")
     vec = evaluate(spec, table, use_cache=False)
     _verify("vectorized (warm)", ref, vec)
     vectorized = Timing.of(_time_calls(lambda: evaluate(spec, table, use_cache=False), fast_runs))
@@ -313,6 +328,7 @@ def measure_size(
     _verify("cached", ref, evaluate(spec, table))
 
     # (d) one NodeFeature changed: set_node, then evaluate (the cached matrix is stale now).
+    note("update + evaluate")
     victim = objs[len(objs) // 2]
     victim_name = victim["metadata"]["labels"][NODE_NAME_LABEL]
     original = table.node_features(victim_name)
@@ -403,6 +419,7 @@ def run_benchmark(
     reference_sample: int = 2000,
     spec_path: Path = BENCH_SPEC,
     out: TextIO = sys.stdout,
+    progress: Steps = NO_PROGRESS,
 ) -> Report:
     if repeat < 1:
         raise ValueError("repeat must be >= 1")
@@ -420,9 +437,10 @@ def run_benchmark(
     say(out)
     say(out, render_machine(report))
     say(out)
+    if any(n < 1 for n in sizes):
+        raise ValueError(f"cluster sizes must be >= 1, got {list(sizes)}")
     for n in sizes:
-        if n < 1:
-            raise ValueError(f"cluster size must be >= 1, got {n}")
+        progress.step(f"{n:,} nodes")
         report.sizes.append(
             measure_size(
                 spec,
@@ -432,6 +450,7 @@ def run_benchmark(
                 reference_max_nodes=reference_max_nodes,
                 reference_sample=reference_sample,
                 out=out,
+                progress=progress,
             )
         )
     return report
@@ -499,6 +518,177 @@ def render_markdown(report: Report) -> str:
             f"{fmt_ms(r.cold_vectorized_ms)} | {_cell(r.set_node)} | {matched}; {errors:,} ERROR cells |"
         )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Spec sizes: the same cluster, generated specs of 1 to 50 expressions.
+
+
+@dataclass(frozen=True, slots=True)
+class SpecSizeResult:
+    expressions: int
+    sets: int
+    nodes: int
+    digest: str
+    reference: Timing  # on an evenly spaced sample, scaled
+    vectorized: Timing  # warm, use_cache=False
+    cached: Timing
+
+    @property
+    def vectorized_speedup(self) -> float:
+        return self.reference.median_ms / self.vectorized.median_ms
+
+
+def _time_spec(
+    spec: Spec, table: FeatureTable, sample: list[str], scale: float, repeat: int, fast_runs: int
+) -> tuple[Timing, Timing, Timing]:
+    evaluate(spec, table, use_cache=False)  # warm-up: per-value memos, regexps
+    _verify(
+        f"{count_expressions(spec)}-expression spec",
+        evaluate(spec, table, sample, implementation="reference"),
+        evaluate(spec, table, sample, use_cache=False),
+    )
+    ref_ns = _time_calls(lambda: evaluate(spec, table, sample, implementation="reference"), repeat)
+    vectorized = Timing.of(_time_calls(lambda: evaluate(spec, table, use_cache=False), fast_runs))
+    evaluate(spec, table)
+    cached = Timing.of(_time_calls(lambda: evaluate(spec, table), fast_runs))
+    return Timing.of(ref_ns, scale=scale, sample_nodes=len(sample)), vectorized, cached
+
+
+def measure_spec_sizes(
+    n_nodes: int,
+    sizes: Sequence[int] = SPEC_SIZES,
+    *,
+    repeat: int,
+    seed: int = 0,
+    reference_sample: int = 500,
+    out: TextIO = sys.stdout,
+    progress: Steps = NO_PROGRESS,
+) -> list[SpecSizeResult]:
+    """Vectorized (warm, no result cache) and cached calls for generated specs of each size, next to
+    the reference timed on ``reference_sample`` evenly spaced nodes and scaled; the two agree on the
+    sample before anything is timed."""
+    fast_runs = max(repeat, MIN_FAST_RUNS)
+    progress.note("building the table")
+    table = table_from_nodefeatures(generate_cluster(n_nodes, seed))
+    names = table.node_names()
+    step = max(1, len(names) // reference_sample)
+    sample = list(names[::step])
+    scale = len(names) / len(sample)
+    say(out, f"### Spec sizes at {n_nodes:,} nodes (generated specs, benchmarks/specgen.py, seed {seed})")
+    results: list[SpecSizeResult] = []
+    for n in sizes:
+        progress.note(f"{n}-expression spec")
+        spec = generate_spec(n, seed)
+        reference, vectorized, cached = _time_spec(spec, table, sample, scale, repeat, fast_runs)
+        r = SpecSizeResult(n, len(spec.compatibilities), n_nodes, spec.digest, reference, vectorized, cached)
+        results.append(r)
+        say(
+            out,
+            f"- {n} expressions in {r.sets} sets: reference {fmt_ms(reference.median_ms)} ms (sampled), "
+            f"vectorized {fmt_ms(vectorized.median_ms)} ms, cached {fmt_ms(cached.median_ms)} ms; "
+            f"{_times(r.vectorized_speedup)}",
+        )
+    say(out)
+    return results
+
+
+def render_spec_sizes(results: Sequence[SpecSizeResult]) -> str:
+    if not results:
+        return ""
+    r0 = results[0]
+    lines = [
+        f"Generated specs at {r0.nodes:,} nodes (reference timed on {r0.reference.sample_nodes:,} nodes and "
+        f"scaled ×{r0.reference.scale:.2f}):",
+        "",
+        "| expressions | sets | reference ms | vectorized ms (p99) | cached ms | vectorized speed-up (×) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.expressions} | {r.sets} | {fmt_ms(r.reference.median_ms)} | "
+            f"{fmt_ms(r.vectorized.median_ms)} ({fmt_ms(r.vectorized.p99_ms)}) | "
+            f"{fmt_ms(r.cached.median_ms)} | {_times(r.vectorized_speedup)} |"
+        )
+    return "\n".join(lines)
+
+
+def run_scenario(ctx: RunContext) -> ScenarioResult:
+    """The harness's ``matcher`` scenario: every node count, then the spec-size sweep."""
+    repeat = QUICK_REPEAT if ctx.quick else DEFAULT_REPEAT
+    report = run_benchmark(ctx.nodes, repeat=repeat, seed=ctx.seed, out=ctx.log, progress=ctx.progress)
+    sweep_nodes = min(SPEC_SWEEP_NODES, max(ctx.nodes))
+    ctx.progress.step(f"spec sizes at {sweep_nodes:,} nodes")
+    sweep = measure_spec_sizes(sweep_nodes, repeat=repeat, seed=ctx.seed, out=ctx.log, progress=ctx.progress)
+    rows: list[Row] = []
+    notes: list[str] = [
+        f"Spec: {Path(report.spec_path).name}, {report.spec_sets} sets, "
+        f"{report.spec_expressions} expressions. vectorized: warm table, result cache off; cached: a "
+        "repeated call; update + evaluate: one node's set_node, then a fresh evaluation."
+    ]
+    for r in report.sizes:
+        ref = r.reference
+        for series, t in (
+            ("vectorized", r.vectorized),
+            ("cached", r.cached),
+            ("update + evaluate", r.update_eval),
+        ):
+            rows.append(
+                Row.latency(
+                    series,
+                    r.nodes,
+                    t.median_ms,
+                    t.p99_ms,
+                    "reference",
+                    ref.median_ms,
+                    ref.p99_ms,
+                    t.runs,
+                    {"speedup": ref.median_ms / t.median_ms},
+                )
+            )
+        if ref.sample_nodes is not None:
+            notes.append(
+                f"{r.nodes:,} nodes: reference timed on {ref.sample_nodes:,} evenly spaced nodes and scaled "
+                f"×{ref.scale:.2f} (one full pass for the check took {fmt_ms(r.reference_full_pass_ms)} ms)."
+            )
+    for sr in sweep:
+        rows.append(
+            dataclasses.replace(
+                Row.latency(
+                    f"vectorized, {sr.expressions}-expression spec",
+                    sr.nodes,
+                    sr.vectorized.median_ms,
+                    sr.vectorized.p99_ms,
+                    "reference, same spec (sampled)",
+                    sr.reference.median_ms,
+                    sr.reference.p99_ms,
+                    sr.vectorized.runs,
+                    {"expressions": sr.expressions, "speedup": sr.vectorized_speedup},
+                ),
+                plotted=False,
+            )
+        )
+    notes.append("Generated specs (benchmarks/specgen.py) at one node count: not plotted.")
+    shape = cluster_shape(generate_cluster(min(1000, max(ctx.nodes)), ctx.seed))
+    return ScenarioResult(
+        rows=rows,
+        params={
+            "repeat": repeat,
+            "spec": report.spec_path,
+            "spec_expressions": report.spec_expressions,
+            "spec_sizes": list(SPEC_SIZES),
+            "spec_sweep_nodes": sweep_nodes,
+            "cluster_shape": shape,
+        },
+        detail={
+            "sizes": report.as_json()["sizes"],
+            "spec_sizes": [
+                {**dataclasses.asdict(sr), "vectorized_speedup": sr.vectorized_speedup} for sr in sweep
+            ],
+        },
+        markdown=render_markdown(report) + "\n\n" + render_spec_sizes(sweep),
+        notes=notes,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

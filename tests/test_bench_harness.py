@@ -1,0 +1,296 @@
+"""Smoke test of the benchmark harness (``python -m benchmarks``): every scenario runs at smoke sizes,
+in this process where it can (the throughput servers and the memory probes are child processes by
+design), and its outputs have the promised shape: JSON rows with the same keys, the node counts asked
+for, positive numbers, p50 ≤ p99, baselines next to every latency; a Markdown file per scenario; a
+summary with one table row per result row; a real PNG. Nothing here compares a time with a limit:
+wall-clock numbers are for humans on quiet machines, not for CI."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.harness import SCENARIOS, Row, RunContext, Scenario, ScenarioResult, format_ratio, run
+from benchmarks.http import QUICK_NODES as HTTP_NODE_OBJECTS
+from benchmarks.matcher import run_benchmark as run_matcher
+from benchmarks.progress import Progress, format_elapsed
+from benchmarks.specgen import SIZES as SPEC_SIZES
+
+NODES = (40, 120)
+ROW_KEYS = {f.name for f in fields(Row)}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """One quick run of every scenario at NODES: (directory, stdout, stderr)."""
+    out_dir = tmp_path_factory.mktemp("bench")
+    out, err = io.StringIO(), io.StringIO()
+    status = main(
+        ["run", "--quick", "--nodes", ",".join(map(str, NODES)), "--out", str(out_dir)], out=out, err=err
+    )
+    assert status == 0, err.getvalue()
+    return out_dir, out.getvalue(), err.getvalue()
+
+
+def _doc(directory: Path, name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((directory / f"{name}.json").read_text())
+    return doc
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x) and x > 0
+
+
+def _check_row(row: dict[str, Any], metric: str) -> None:
+    assert set(row) == ROW_KEYS
+    assert row["series"] and row["baseline"] and row["samples"] >= 1
+    assert all(_positive(v) for v in row["extra"].values()), row
+    if metric == "latency":
+        assert _positive(row["p50_ms"]) and row["p50_ms"] <= row["p99_ms"]
+        assert _positive(row["baseline_p50_ms"]) and row["baseline_p50_ms"] <= row["baseline_p99_ms"]
+        assert row["ratio"] == pytest.approx(row["p50_ms"] / row["baseline_p50_ms"])
+    else:
+        assert row["p50_ms"] is None and row["p99_ms"] is None and _positive(row["ratio"])
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_writes_rows_of_the_same_shape(results: tuple[Path, str, str], name: str) -> None:
+    directory, _, _ = results
+    doc = _doc(directory, name)
+    scenario = SCENARIOS[name]
+    assert doc["schema"] == 1 and doc["scenario"] == name and doc["title"] == scenario.title
+    assert doc["metric"] == scenario.metric and doc["quick"] is True and doc["seed"] == 0
+    assert doc["nodes"] == list(NODES)
+    assert doc["command"].startswith("python -m benchmarks run --quick")
+    assert _positive(doc["duration_s"]) and len(doc["load_before"]) == 3
+    assert doc["machine"]["cpu"] and int(doc["machine"]["nproc"]) >= 1
+    assert isinstance(doc["params"], dict) and isinstance(doc["detail"], dict) and doc["notes"]
+    rows = doc["rows"]
+    assert rows
+    for row in rows:
+        _check_row(row, doc["metric"])
+    plotted_nodes = {r["nodes"] for r in rows if r["plotted"]}
+    assert set(NODES) <= plotted_nodes  # a row at every node count asked for
+    extra_nodes = set(HTTP_NODE_OBJECTS) if name == "http" else set()
+    assert plotted_nodes <= set(NODES) | extra_nodes
+
+    md = (directory / f"{name}.md").read_text()
+    assert md.startswith(f"# {scenario.title}") and "## Log" in md and "## Results" in md
+
+
+def test_matcher_rows_and_detail(results: tuple[Path, str, str]) -> None:
+    doc = _doc(results[0], "matcher")
+    plotted = [r for r in doc["rows"] if r["plotted"]]
+    assert sorted((r["series"], r["nodes"]) for r in plotted) == sorted(
+        (s, n) for s in ("vectorized", "cached", "update + evaluate") for n in NODES
+    )
+    assert all(r["baseline"] == "reference" and r["extra"]["speedup"] > 0 for r in plotted)
+    sweep = [r for r in doc["rows"] if not r["plotted"]]
+    assert [r["extra"]["expressions"] for r in sweep] == list(SPEC_SIZES)
+    assert {r["nodes"] for r in sweep} == {max(NODES)}
+    for size in doc["detail"]["sizes"]:
+        assert all(s["matched"] + s["not_matched"] + s["error"] == size["nodes"] for s in size["sets"])
+    assert doc["params"]["cluster_shape"]["pools"] >= 1
+    md = (results[0] / "matcher.md").read_text()
+    assert md.count("verified: vectorized == reference") == len(NODES)
+
+
+def test_http_rows_and_detail(results: tuple[Path, str, str]) -> None:
+    doc = _doc(results[0], "http")
+    series = {r["series"] for r in doc["rows"]}
+    assert series == {f"{v} ({f})" for v in ("filter", "prioritize") for f in ("names", "Node objects")}
+    scenarios = doc["detail"]["scenarios"]
+    assert [s["name"] for s in scenarios] == [f"names-{n}" for n in NODES] + [
+        f"nodes-{n}" for n in HTTP_NODE_OBJECTS
+    ]
+    for s in scenarios:
+        assert s["passed"] + s["failed"] == s["nodes"] and s["passed"] > 0
+        assert all(v["extender_response_bytes"] > 0 and v["floor_response_bytes"] > 0 for v in s["verbs"])
+        if s["form"] == "nodes":
+            assert s["node_object_bytes_min"] <= s["node_object_bytes_avg"] <= s["node_object_bytes_max"]
+    assert isinstance(doc["detail"]["target"]["met"], bool)
+    assert "Target: extender ≤ 2× the floor" in (results[0] / "http.md").read_text()
+
+
+def test_throughput_churn_memory_cold_extras(results: tuple[Path, str, str]) -> None:
+    directory = results[0]
+    for row in _doc(directory, "throughput")["rows"]:
+        assert {"req_per_s", "baseline_req_per_s"} <= row["extra"].keys()
+    churn = _doc(directory, "churn")
+    for row in churn["rows"]:
+        assert row["extra"]["target_updates_per_s"] == pytest.approx(row["nodes"] / 100)
+        assert row["extra"]["updates_per_s"] > 0  # the first update is sent at once
+    for size in churn["detail"]["sizes"]:
+        assert size["updates_applied"] >= 1 and size["events_sent"] >= size["updates_applied"]
+    memory = _doc(directory, "memory")
+    for row in memory["rows"]:
+        extra = row["extra"]
+        assert extra["rss_mib"] > extra["baseline_rss_mib"] > 0  # the table takes room
+        assert extra["peak_rss_mib"] >= max(extra["rss_mib"], extra["rss_after_filter_mib"])  # VmHWM
+        assert row["ratio"] == pytest.approx(extra["rss_mib"] / extra["baseline_rss_mib"])
+    cold = _doc(directory, "cold")
+    # counted, not timed: 5 registry requests for the first image of a repository without a referrers
+    # API (it learns that), then 4 per image
+    assert [s["requests_per_cold"] for s in cold["detail"]["sizes"]] == [[5, 4, 4]] * len(NODES)
+    assert all(r["extra"]["registry_requests"] == 4 for r in cold["rows"])
+
+
+def test_summary_has_a_line_per_row_and_every_run(results: tuple[Path, str, str]) -> None:
+    directory, stdout, err = results
+    summary = (directory / "summary.md").read_text()
+    assert summary in stdout  # printed as well as written
+    rows = [line for line in summary.splitlines() if line.startswith(tuple(f"| {n} |" for n in SCENARIOS))]
+    assert len(rows) == sum(len(_doc(directory, n)["rows"]) for n in SCENARIOS)
+    assert all(line.count("|") == 11 for line in rows)
+    assert "## Goals (issue 6)" in summary and "not measured" in summary  # smoke sizes reach no goal
+    for name in SCENARIOS:
+        assert f"- **{name}**" in summary
+    # not a terminal: one plain progress line per step, and the closing line
+    steps = sum(s.steps(NODES) for s in SCENARIOS.values())
+    lines = err.strip().splitlines()
+    assert len(lines) == steps + 1 and lines[0].startswith(f"[ 1/{steps}]") and "\x1b" not in err
+    assert lines[-1].startswith("done in ")
+
+
+def test_rerunning_one_scenario_keeps_the_others(results: tuple[Path, str, str], tmp_path: Path) -> None:
+    for path in results[0].glob("*.json"):
+        shutil.copy(path, tmp_path)
+    assert (
+        main(
+            ["run", "--quick", "--scenario", "matcher", "--out", str(tmp_path)], io.StringIO(), io.StringIO()
+        )
+        == 0
+    )
+    assert _doc(tmp_path, "matcher")["nodes"] == list(SCENARIOS["matcher"].quick_nodes)  # its own sizes
+    summary = (tmp_path / "summary.md").read_text()
+    assert all(f"- **{name}**" in summary for name in SCENARIOS)
+
+
+def test_plot_writes_a_png(results: tuple[Path, str, str], tmp_path: Path) -> None:
+    target = tmp_path / "latency.png"
+    out = io.StringIO()
+    assert main(["plot", "--results", str(results[0]), "--out", str(target)], out=out) == 0
+    data = target.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 30_000
+    pixels = matplotlib.image.imread(target)
+    height, width = pixels.shape[:2]
+    assert height > 500 and width > 1000
+    assert pixels.std() > 0.05  # lines and text, not a blank canvas
+    assert f"wrote {target}" in out.getvalue()
+
+
+def test_plot_without_results_fails_cleanly(tmp_path: Path) -> None:
+    err = io.StringIO()
+    assert main(["plot", "--results", str(tmp_path)], out=io.StringIO(), err=err) == 2
+    assert "no results" in err.getvalue()
+    assert not (tmp_path / "latency.png").exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# A failing scenario, the command line, the progress bar.
+
+
+def run_scenario(ctx: RunContext) -> ScenarioResult:
+    """The 'boom' scenario below."""
+    ctx.progress.step("about to fail")
+    raise RuntimeError("boom")
+
+
+def test_a_failing_scenario_is_reported_and_the_others_still_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boom = Scenario("boom", "Fails", __name__, (1,), (1,), "nothing", "nothing")
+    monkeypatch.setitem(SCENARIOS, "boom", boom)
+    err = io.StringIO()
+    ok, failed = run(["boom", "cold"], quick=True, out_dir=tmp_path, progress_stream=io.StringIO(), err=err)
+    assert (ok, failed) == (["cold"], ["boom"])
+    assert "scenario boom failed" in err.getvalue() and "RuntimeError: boom" in err.getvalue()
+    assert (tmp_path / "cold.json").is_file() and not (tmp_path / "boom.json").exists()
+
+
+def test_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.StringIO()
+    assert main(["list"], out=out) == 0
+    assert all(f"{name}: " in out.getvalue() for name in SCENARIOS)
+    for bad in (["run", "--scenario", "matcher,nope"], ["run", "--nodes", "0"], ["frobnicate"]):
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        assert exc.value.code == 2
+    assert "unknown scenario" in capsys.readouterr().err
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_bar_on_a_terminal_and_off() -> None:
+    clock = _Clock()
+    tty = io.StringIO()
+    bar = Progress(4, tty, tty=True, clock=clock)
+    bar.step("matcher: 100 nodes")
+    clock.now = 75.0
+    bar.step("matcher: 1,000 nodes")
+    bar.note("reference")
+    assert bar.render(200) == "[######..................] 2/4 1:15  matcher: 1,000 nodes · reference"
+    assert len(bar.render(30)) == 30 and bar.render(30).endswith("…")
+    bar.finish()
+    assert tty.getvalue().count("\r\x1b[2K") == 4 and tty.getvalue().endswith("4/4 1:15  done\n")
+
+    plain = io.StringIO()
+    bar = Progress(12, plain, tty=False, clock=clock)
+    bar.step("http: 500 names")
+    bar.note("filter")  # not printed off a terminal
+    bar.finish()
+    assert plain.getvalue() == "[ 1/12] 0:00 http: 500 names\ndone in 0:00\n"
+    assert format_elapsed(59.9) == "0:59" and format_elapsed(3725) == "1:02:05"
+
+
+def test_ratio_format() -> None:
+    assert format_ratio(6.012) == "6.01×" and format_ratio(1293.4) == "1,293×"
+    assert format_ratio(1 / 1293) == "1/1,293" and format_ratio(0.5) == "1/2.00"
+    assert format_ratio(None) == "–" and format_ratio(0.0) == "–"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The modules' own entry points (python -m benchmarks.X) still work, at the smallest sizes.
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "key"),
+    [
+        ("matcher", ["--nodes", "15", "--repeat", "1"], "sizes"),
+        ("http", ["--names", "12", "--nodes", "4", "--repeat", "2", "--warmup", "0"], "scenarios"),
+        ("throughput", ["--nodes", "12", "--clients", "2", "--requests", "2", "--rounds", "1"], "sizes"),
+        ("churn", ["--nodes", "30", "--seconds", "0.2"], "sizes"),
+        ("memory", ["--nodes", "20"], "sizes"),
+        ("cold", ["--images", "2", "--names", "10", "--table", "20", "--repeat", "1"], "cold_ms"),
+    ],
+)
+def test_module_entry_points(module: str, args: list[str], key: str, tmp_path: Path) -> None:
+    mod = __import__(f"benchmarks.{module}", fromlist=["main"])
+    out = io.StringIO()
+    path = tmp_path / f"{module}.json"
+    assert mod.main([*args, "--json", str(path)], out=out) == 0
+    assert json.loads(path.read_text())[key]
+    assert "## Results" in out.getvalue() and f"wrote {path}" in out.getvalue()
+
+
+def test_matcher_reference_sampling_path() -> None:
+    report = run_matcher((30,), repeat=1, reference_max_nodes=10, reference_sample=10, out=io.StringIO())
+    (row,) = report.sizes
+    assert row.reference.sample_nodes == 10
+    assert row.reference.scale == pytest.approx(3.0)
