@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -124,33 +124,36 @@ VERBS = ["/filter", "/prioritize", "/debug/explain", "/debug/whatif"]
 
 
 class _Harness:
-    """One server for the whole module, driven from synchronous hypothesis tests."""
+    """One server for the whole module, driven from synchronous hypothesis tests. A plain client
+    session (aiohttp's TestClient keeps every response until it closes: a long run would grow)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.client = self.loop.run_until_complete(self._start())
+        self.server, self.session = self.loop.run_until_complete(self._start())
 
     @staticmethod
-    async def _start() -> TestClient[web.Request, web.Application]:
+    async def _start() -> tuple[TestServer, aiohttp.ClientSession]:
         features = FileFeatures(EXAMPLES / "nodefeatures")
         specs = FileSpecs(EXAMPLES / "images.yaml")
         await features.refresh()
         await specs.refresh()
-        app = build_app(features, specs, AppSettings(max_body_bytes=MAX_BODY))
-        client = TestClient(TestServer(app))
-        await client.start_server()
-        return client
+        server = TestServer(build_app(features, specs, AppSettings(max_body_bytes=MAX_BODY)))
+        await server.start_server()
+        return server, aiohttp.ClientSession()
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, str]:
         async def go() -> tuple[int, bytes, str]:
             data = io.BytesIO(body) if body is not None and len(body) > 1 << 16 else body
-            async with self.client.request(method, path, data=data) as r:
+            url = self.server.make_url("/").with_path(path.partition("?")[0], encoded=True)
+            url = url.with_query(path.partition("?")[2]) if "?" in path else url
+            async with self.session.request(method, url, data=data) as r:
                 return r.status, await r.read(), r.content_type
 
         return self.loop.run_until_complete(go())
 
     def close(self) -> None:
-        self.loop.run_until_complete(self.client.close())
+        self.loop.run_until_complete(self.session.close())
+        self.loop.run_until_complete(self.server.close())
         self.loop.close()
 
 

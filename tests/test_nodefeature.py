@@ -12,6 +12,7 @@ from extender.errors import NodeFeatureError
 from extender.features.nodefeature import (
     NODE_NAME_LABEL,
     NodeFeatures,
+    merge_features,
     node_features_from_objects,
     parse_nodefeature,
 )
@@ -186,3 +187,42 @@ def test_growth_and_instance_row_compaction_stay_exact() -> None:
         np.testing.assert_array_equal(vec.status, ref.status)
     fc = table.feature("pci.device")
     assert fc is not None and fc.dead_rows * 2 <= fc.n_rows  # compaction happened
+
+
+def test_parsed_features_share_equal_values_across_nodes() -> None:
+    """Memory: nodes of a pool repeat each other; equal flag sets, attribute maps and instance rows
+    are one object, and a node with a single NodeFeature is not copied when merged."""
+
+    def obj(name: str, node: str, modules: list[str], kernel: str) -> dict[str, object]:
+        return {
+            "metadata": {
+                "name": name,
+                "namespace": "node-feature-discovery",
+                "labels": {NODE_NAME_LABEL: node},
+            },
+            "spec": {
+                "features": {
+                    "flags": {"kernel.loadedmodule": {"elements": {m: {} for m in modules}}},
+                    "attributes": {"kernel.version": {"elements": {"major": kernel}}},
+                    "instances": {"pci.device": {"elements": [{"attributes": {"vendor": "10de"}}]}},
+                }
+            },
+        }
+
+    a = parse_nodefeature(obj("a", "a", ["x", "y"], "6"))
+    b = parse_nodefeature(obj("b", "b", ["y", "x"], "6"))
+    c = parse_nodefeature(obj("c", "c", ["x"], "5"))
+    fa, fb, fc = a.features, b.features, c.features
+    assert fa.flags["kernel.loadedmodule"] is fb.flags["kernel.loadedmodule"]
+    assert fa.attributes["kernel.version"] is fb.attributes["kernel.version"]
+    assert fa.instances["pci.device"][0] is fb.instances["pci.device"][0]
+    assert fa.flags["kernel.loadedmodule"] != fc.flags["kernel.loadedmodule"]
+    assert fc.attributes["kernel.version"] == {"major": "5"}
+    assert merge_features([a], "a") is fa
+    # merging two objects builds a new value and leaves the shared ones untouched
+    a2 = parse_nodefeature(obj("a2", "a", ["z"], "7"))
+    merged = merge_features([a, a2], "a")
+    assert merged.flags["kernel.loadedmodule"] == {"x", "y", "z"}
+    assert merged.attributes["kernel.version"] == {"major": "7"}
+    assert fb.flags["kernel.loadedmodule"] == {"x", "y"} and fb.attributes["kernel.version"] == {"major": "6"}
+    assert len(merged.instances["pci.device"]) == 2 and len(fb.instances["pci.device"]) == 1

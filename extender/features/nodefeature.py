@@ -14,9 +14,11 @@ that breaks the CRD's shape raises :class:`~extender.errors.NodeFeatureError` na
 
 from __future__ import annotations
 
+import sys
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, Generic, TypedDict, TypeVar
 
 from extender.errors import NodeFeatureError
 
@@ -113,17 +115,68 @@ def _string_map(value: Any, path: str) -> dict[str, str]:
     return {_string(k, path): _string(v, f"{path}.{k}") for k, v in _mapping(value, path).items()}
 
 
+# Memory: a cluster's nodes mostly repeat each other (a pool shares its CPU flags, its modules, its
+# kernel and OS attributes, its PCI device rows), but every decoded object brings its own copies. At
+# 50,000 nodes that is gigabytes. Parsed features therefore share: strings are interned, and equal
+# flag sets, attribute maps and instance rows are one object, found through a weak table keyed by
+# hash (a collision only means no sharing; equality is checked). Shared values are never mutated.
+
+
+class _Row(dict[str, str]):
+    """An attribute map or instance row that can be shared (a dict that takes weak references)."""
+
+    __slots__ = ("__weakref__",)
+
+
+_T = TypeVar("_T", frozenset[str], _Row)
+
+
+class _Shared(Generic[_T]):
+    def __init__(self) -> None:
+        self._by_hash: dict[int, weakref.ref[_T]] = {}
+
+    def __call__(self, value: _T, key: int) -> _T:
+        ref = self._by_hash.get(key)
+        known = ref() if ref is not None else None
+        if known is not None and known == value:
+            return known
+        table = self._by_hash
+
+        def forget(dead: weakref.ref[_T], key: int = key) -> None:
+            if table.get(key) is dead:
+                del table[key]
+
+        table[key] = weakref.ref(value, forget)
+        return value
+
+
+_shared_sets: _Shared[frozenset[str]] = _Shared()
+_shared_rows: _Shared[_Row] = _Shared()
+
+
+def _flag_set(names: Iterable[str]) -> frozenset[str]:
+    value = frozenset(map(sys.intern, names))
+    return _shared_sets(value, hash(value))
+
+
+def _row(value: Any, path: str) -> _Row:
+    row = _Row()
+    for k, v in _mapping(value, path).items():
+        row[sys.intern(_string(k, path))] = sys.intern(_string(v, f"{path}.{k}"))
+    return _shared_rows(row, hash(tuple(row.items())))
+
+
 def _parse_features(raw: Any, node: str, path: str) -> NodeFeatures:
     feats = _mapping(raw, path)
     flags: dict[str, frozenset[str]] = {}
     for fname, fset in _mapping(feats.get("flags"), f"{path}.flags").items():
         p = f"{path}.flags.{fname}"
         elements = _mapping(_mapping(fset, p).get("elements"), f"{p}.elements")
-        flags[_string(fname, p)] = frozenset(_string(k, f"{p}.elements") for k in elements)
+        flags[sys.intern(_string(fname, p))] = _flag_set(_string(k, f"{p}.elements") for k in elements)
     attributes: dict[str, Mapping[str, str]] = {}
     for fname, aset in _mapping(feats.get("attributes"), f"{path}.attributes").items():
         p = f"{path}.attributes.{fname}"
-        attributes[_string(fname, p)] = _string_map(_mapping(aset, p).get("elements"), f"{p}.elements")
+        attributes[sys.intern(_string(fname, p))] = _row(_mapping(aset, p).get("elements"), f"{p}.elements")
     instances: dict[str, tuple[Mapping[str, str], ...]] = {}
     for fname, iset in _mapping(feats.get("instances"), f"{path}.instances").items():
         p = f"{path}.instances.{fname}"
@@ -135,8 +188,8 @@ def _parse_features(raw: Any, node: str, path: str) -> NodeFeatures:
         rows = []
         for i, inst in enumerate(items):
             ip = f"{p}.elements[{i}]"
-            rows.append(_string_map(_mapping(inst, ip).get("attributes"), f"{ip}.attributes"))
-        instances[_string(fname, p)] = tuple(rows)
+            rows.append(_row(_mapping(inst, ip).get("attributes"), f"{ip}.attributes"))
+        instances[sys.intern(_string(fname, p))] = tuple(rows)
     return NodeFeatures(node=node, flags=flags, attributes=attributes, instances=instances)
 
 
@@ -174,6 +227,9 @@ def merge_features(
     objs: Iterable[ParsedNodeFeature], node: str, nfd_namespace: str = DEFAULT_NFD_NAMESPACE
 ) -> NodeFeatures:
     """Merge several objects of one node the way nfd-master does (see the module docstring)."""
+    objs = list(objs)
+    if len(objs) == 1 and objs[0].features.node == node:
+        return objs[0].features  # the usual case: nothing to merge, no copy
     flags: dict[str, set[str]] = {}
     attributes: dict[str, dict[str, str]] = {}
     instances: dict[str, list[Mapping[str, str]]] = {}
