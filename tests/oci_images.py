@@ -4,12 +4,14 @@ the bytes the registry stores are exactly these."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.manifests import OCI_INDEX, OCI_MANIFEST, Descriptor, digest_of
 from extender.sources.registry.reference import ImageRef, parse_reference
+from extender.sources.registry.transport import AiohttpTransport
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -66,3 +68,18 @@ async def push_index(
     digest = digest_of(index)
     await client.push_manifest(ref, index, OCI_INDEX, tag or digest)
     return Pushed(ref.with_digest(digest), Descriptor(OCI_INDEX, digest, len(index))), children
+
+
+def push_image_sync(name: str, tag: str = "1") -> str:
+    """For synchronous tests (CLI ones, which run their own event loop): push a one-layer image to
+    ``name`` (``host/repo``) through a client of its own; returns ``name:tag``."""
+
+    async def push() -> str:
+        transport = AiohttpTransport()
+        try:
+            await push_image(RegistryClient(transport), name, tag)
+            return f"{name}:{tag}"
+        finally:
+            await transport.close()
+
+    return asyncio.run(push())

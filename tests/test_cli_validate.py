@@ -4,7 +4,6 @@ table and JSON output; exit codes 0 compatible, 1 incompatible, 2 error."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from pathlib import Path
@@ -14,11 +13,9 @@ import yaml
 
 from extender.cli import main
 from extender.features.nodefeature import parse_nodefeature
-from extender.sources.registry.client import RegistryClient
-from extender.sources.registry.transport import AiohttpTransport
 from tests.distribution import Distribution
 from tests.fake_host import FakeHost, intel_host
-from tests.oci_images import push_image
+from tests.oci_images import push_image_sync
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NODEFEATURES = EXAMPLES / "nodefeatures"
@@ -145,16 +142,7 @@ def test_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 def test_image_from_real_registry(
     distribution: Distribution, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def push() -> str:
-        transport = AiohttpTransport()
-        try:
-            name = f"{distribution.host}/validate/app{next(_names)}"
-            await push_image(RegistryClient(transport), name, "1")
-            return f"{name}:1"
-        finally:
-            await transport.close()
-
-    image = asyncio.run(push())
+    image = push_image_sync(f"{distribution.host}/validate/app{next(_names)}")
     features = str(NODEFEATURES / "dpdk-e810-01.yaml")
     code, out, _ = _run(capsys, "--image", image, "--features", features)
     assert code == 0 and "has no compatibility spec" in out  # imposes nothing, as in the filter

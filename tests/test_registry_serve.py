@@ -27,7 +27,7 @@ from extender.sources.registry.reference import parse_reference
 from extender.sources.registry.transport import AiohttpTransport
 from extender.sources.specs import SharedLookups
 from tests.distribution import Distribution
-from tests.oci_images import push_image
+from tests.oci_images import push_image, push_image_sync
 from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,16 +155,7 @@ async def test_hundred_concurrent_filters_make_one_lookup(
 def test_cli_attach_and_discover(
     distribution: Distribution, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def push() -> str:
-        transport = AiohttpTransport()
-        try:
-            name = f"{distribution.host}/cli/app{next(_names)}"
-            await push_image(RegistryClient(transport), name, "1")
-            return f"{name}:1"
-        finally:
-            await transport.close()
-
-    image = asyncio.run(push())
+    image = push_image_sync(f"{distribution.host}/cli/app{next(_names)}")
     spec = tmp_path / "spec.yaml"
     spec.write_bytes(SPEC)
     assert main(["discover", "--image", image]) == 1
