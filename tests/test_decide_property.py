@@ -43,16 +43,16 @@ def _naive(
             if not matching and first_bad is None:
                 first_bad = item.image
             total += max([w for w in matching if w > 0], default=0)
-        ok = first_bad is None or (nf is None and missing == "pass")
-        if nf is None and missing == "pass":
-            ok = True
-        elif nf is None:
-            ok = False
-            failed[name] = NO_FEATURES_REASON
+        if nf is None:  # unknown node: its features are unknown, whatever the spec says
+            ok = missing == "pass"
+            why = NO_FEATURES_REASON
+        else:
+            ok = first_bad is None
+            why = str(first_bad)
         if ok:
             passed.append(name)
-        elif nf is not None:
-            failed[name] = str(first_bad)
+        else:
+            failed[name] = why
         raw.append(total if ok else 0)
     best = max(raw, default=0)
     scores = [0 if best <= 0 else (2 * MAX_SCORE * r + best) // (2 * best) for r in raw]
