@@ -67,14 +67,14 @@ class ReloadingContext:
         self.on_reload = on_reload  # called with True (reloaded) or False (changed files did not load)
         self._stamp = _stamp(files)
         try:
-            self._current = build_context(files)
+            self.outer = build_context(files)
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError("tls", f"cannot load {files.cert} / {files.key}: {exc}") from None
+        self.outer.sni_callback = self._choose
+        self._current = self.outer  # until a reload: handing it out is a no-op
         self.reloads = 0
         self.failures = 0
         self.last_error = ""
-        self.outer = build_context(files)  # the same settings: used until the callback switches
-        self.outer.sni_callback = self._choose
 
     def _choose(self, sock: ssl.SSLObject, server_name: str | None, outer: ssl.SSLContext) -> None:
         sock.context = self._current
