@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from extender.spec.model import MatchExpression
+
 #: Longest cell before it is cut with "...", so one odd value cannot make the table unreadable.
 MAX_CELL = 72
 
@@ -19,14 +21,9 @@ _HEADER = ("#", "FEATURE", "EXPRESSION", "MATCHER", "STATUS", "FOUND ON NODE")
 
 
 def render_expression(expression: Mapping[str, Any]) -> str:
-    """``{op: "In", value: ["x"]}``, as :meth:`MatchExpression.render` writes it."""
-    parts = [f'op: "{expression.get("op", "")}"']
-    value = expression.get("value") or []
-    if value:
-        parts.append("value: [" + ", ".join(f'"{v}"' for v in value) + "]")
-    if expression.get("type"):
-        parts.append(f'type: "{expression["type"]}"')
-    return "{" + ", ".join(parts) + "}"
+    """``{op: "In", value: ["x"]}``: the JSON form of an expression, rendered as the spec model does."""
+    value = tuple(str(v) for v in expression.get("value") or ())
+    return MatchExpression(str(expression.get("op", "")), value, str(expression.get("type") or "")).render()
 
 
 def _cell(text: Any) -> str:
