@@ -94,21 +94,24 @@ class Tls:
     reloadSeconds: float = 60.0  # re-read the files this often when they changed; 0 = never
 
 
+_SPEC = SpecLimits()  # the parser's defaults are the config's defaults
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on one image compatibility spec (files, registry, CLI): over one, the spec is refused
     with an error naming the key. Image authors write specs; these keep a hostile one cheap."""
 
-    specBytes: int = 1 << 20
-    specYamlNodes: int = 100_000  # scalars and collections, alias expansions included
-    specYamlDepth: int = 64
-    specYamlAliasNodes: int = 10_000
-    specScalarChars: int = 64 << 10
-    specSets: int = 256
-    specRules: int = 2048  # all sets together
-    specExpressions: int = 16384  # all rules together
-    specValuesPerExpression: int = 4096
-    specRegexChars: int = 4096
+    specBytes: int = _SPEC.max_bytes
+    specYamlNodes: int = _SPEC.max_nodes  # scalars and collections, alias expansions included
+    specYamlDepth: int = _SPEC.max_depth
+    specYamlAliasNodes: int = _SPEC.max_alias_expansion
+    specScalarChars: int = _SPEC.max_scalar_len
+    specSets: int = _SPEC.max_sets
+    specRules: int = _SPEC.max_rules  # all sets together
+    specExpressions: int = _SPEC.max_expressions  # all rules together
+    specValuesPerExpression: int = _SPEC.max_values
+    specRegexChars: int = _SPEC.max_regex_len
 
     def spec_limits(self) -> SpecLimits:
         return SpecLimits(
