@@ -29,7 +29,8 @@ async def _wait_for(predicate: object, seconds: float) -> None:
 async def _refused(host: str, port: int) -> bool:
     try:
         _, writer = await asyncio.open_connection(host, port)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # refused once the listener is closed; reset when the connect raced the close itself
         return True
     writer.close()
     return False
