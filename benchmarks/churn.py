@@ -62,7 +62,7 @@ from extender.sources.specs import SharedLookups
 
 DEFAULT_NODES: tuple[int, ...] = (1000, 5000, 50000)
 QUICK_NODES: tuple[int, ...] = (100,)
-CHURN_FRACTION_PER_S = 0.01  # 1% of the nodes per second (the figure)
+CHURN_FRACTION_PER_S = 0.01  # the churn to keep up with: 1% of the nodes republished per second
 DEFAULT_SECONDS = 10.0
 QUICK_SECONDS = 0.6
 DEFAULT_MIN_REQUESTS = 20  # per phase, however long the requests take

@@ -420,7 +420,7 @@ def _field(name: str) -> Callable[[dict[str, Any]], float | None]:
     return get
 
 
-#: The issue's goals, read off the rows (for a quiet machine; printed, never asserted).
+#: The project's performance goals, read off the rows (for a quiet machine; printed, never asserted).
 GOALS: tuple[Goal, ...] = (
     Goal(
         "5,000 names, filter ≤ 2× the no-op floor (p50)",
@@ -499,7 +499,7 @@ def render_summary(docs: list[dict[str, Any]]) -> str:
                 f"| {_ms(r['baseline_p99_ms'])} "
                 f"| {format_ratio(r['ratio'])} | {format_extra(r['extra'])} |"
             )
-    lines += ["", "## Goals (issue 6)", "", *_goal_lines(docs), "", "## Runs", ""]
+    lines += ["", "## Goals", "", *_goal_lines(docs), "", "## Runs", ""]
     for doc in docs:
         quick = " — quick (smoke sizes: the numbers mean nothing)" if doc["quick"] else ""
         lines.append(

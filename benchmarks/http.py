@@ -7,8 +7,8 @@ yardstick for that is the *floor*: an aiohttp application on the same kind of so
 read the body, ``orjson.loads`` it and answer the same shape the extender would (filter: every node
 back, as names or as the very Node objects received; prioritize: a HostPriorityList with score 0
 for every candidate), encoded with orjson. The extender cannot be faster than that; the ratio of the
-two medians says how much it adds. The target (issue) is at most 2× the floor at 5,000 node names
-with warm caches.
+two medians says how much it adds. The target: at most 2× the floor at 5,000 node names with warm
+caches.
 
 Scenarios, each for both verbs: candidate nodes sent as ``NodeNames`` (``nodeCacheCapable: true``),
 500 and 5,000 of them, and 500 full ``v1.Node`` objects in ``Nodes.items`` (``nodeCacheCapable:
@@ -170,7 +170,7 @@ class Report:
     scenarios: list[ScenarioResult] = field(default_factory=list)
 
     def target(self) -> dict[str, Any] | None:
-        """The issue's target, extender ≤ 2× floor (medians), on the NodeNames scenario at
+        """The target, extender ≤ 2× floor (medians), on the NodeNames scenario at
         TARGET_NAMES names, or the one nearest to it when that size was not run."""
         names = [s for s in self.scenarios if s.form == "names"]
         if not names:

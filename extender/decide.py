@@ -1,6 +1,7 @@
 """Pod + candidate nodes -> which nodes pass, why the others fail, and scores. No I/O.
 
-The rules (issue 3, and KEP-2403's reading of NFD, which defines no verdict of its own):
+NFD defines no verdict of its own; these are the project's rules (docs/nfd-semantics.md §7, which
+follows KEP-2403's reading where it can):
 
 * the images are those of all containers and initContainers, each counted once;
 * for an image with a spec, a node is compatible when at least one *selected* compatibility set

@@ -1,7 +1,8 @@
 """A protocol-level stand-in for an OCI distribution registry (distribution-spec v1.1), to test our
 registry client through real HTTP: the real error bodies (``{"errors": [{"code", "message",
-"detail"}]}``), status codes and headers, with the behaviours of the servers observed in
-``docs/oci-referrers.md`` §10 behind switches.
+"detail"}]}``), status codes and headers, with the behaviours observed on real registries run on
+loopback (Debian's docker-registry 2.8, olareg, go-containerregistry's ``pkg/registry``) behind
+switches; the presets below say which server does what.
 
 * ``GET /v2/`` (the ping), ``GET|HEAD|PUT|DELETE /v2/<name>/manifests/<tag|digest>`` with
   distribution 2.8's content negotiation on ``Accept``, ``GET|HEAD /v2/<name>/blobs/<digest>``
@@ -366,7 +367,7 @@ class FakeRegistry:
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
         self.app.on_response_prepare.append(self._api_version_header)
 
-    # -- presets (the behaviours of docs/oci-referrers.md §10 that this stand-in models) --------
+    # -- presets (real registries as observed on loopback, one switch per difference) -----------
 
     @classmethod
     def distribution_2_8(cls, **overrides: Any) -> FakeRegistry:

@@ -138,7 +138,8 @@ def test_iter_cluster_streams_the_same_objects() -> None:
 
 
 def test_cluster_shape_is_realistic() -> None:
-    """Item 2 of the issue: a few hardware families, ≈100 cpu flags, ≈150 modules, ≈30 PCI functions."""
+    """Shaped like a real cluster: a few hardware families, ≈100 cpu flags, ≈150 modules, ≈30 PCI
+    functions per node (numbers chosen to look like real NodeFeatures, not random noise)."""
     shape = cluster_shape(generate_cluster(400, seed=0))
     assert shape["nodes"] == 400 and shape["pools"] == 7
     assert 60 <= shape["cpuid_flags_avg"] <= 120

@@ -226,7 +226,7 @@ def test_erroring_rule_makes_set_error_and_feeds_no_vars(impl: Implementation) -
     assert statuses(impl, spec, nf) == [E, N]
 
 
-# -- §6/§7 sets and tags ------------------------------------------------------------------------
+# -- §6.2/§7.1 sets and tags --------------------------------------------------------------------
 def test_set_matches_when_all_rules_match_and_empty_set_matches(impl: Implementation) -> None:
     nf = node(flags={"f.x": ["a"]})
     spec = S([R(T("f.x", {"a": X("Exists")})), R(T("f.x", {"b": X("Exists")}))], [], [R(T("f.x"))])

@@ -5,7 +5,7 @@ It mirrors the control flow of NFD's Go evaluator (``pkg/apis/nfd/nodefeaturerul
 anywhere makes the rule an error. Every branch below cites the section of
 ``docs/nfd-semantics.md`` it implements. The vectorized matcher is tested against this module.
 
-Two deliberate choices where NFD has no per-node answer (it aborts the whole validation):
+Two deliberate choices where NFD has no per-node answer (it aborts the whole validation; §7.2):
 a rule that errors feeds no ``vars`` into ``rule.matched`` (the feature is still created, as after
 any rule), and a set with an erroring rule is ERROR whatever its other rules did.
 """
@@ -167,7 +167,7 @@ def match_names(expr: MatchExpression, flags: Flags, attrs: Attrs, instances: In
 def match_terms(terms: tuple[FeatureTerm, ...], nf: NodeFeatures, backref: Mapping[str, str] | None) -> bool:
     """An AND-list of terms (§3, §4.1), including NFD's stale per-term flag: a term without
     ``matchExpressions`` inherits the previous evaluated term's result, which gates its
-    ``matchName`` (§4.2, last paragraph)."""
+    ``matchName`` (§4.2, "The stale per-term flag")."""
     is_match = True
     term_match = True
     for term in terms:
@@ -203,7 +203,7 @@ def eval_rule(rule: Rule, nf: NodeFeatures, backref: Mapping[str, str] | None) -
 
 
 def evaluate_node(spec: Spec, nf: NodeFeatures, set_indexes: tuple[int, ...]) -> tuple[SetResult, ...]:
-    """Every selected set on one node, in order, threading ``rule.matched`` through (§4.3, §6.7)."""
+    """Every selected set on one node, in order, threading ``rule.matched`` through (§4.3, §6.2)."""
     backref: dict[str, str] | None = None
     base = nf.attributes.get(RULE_BACKREF_FEATURE)
     out = []
