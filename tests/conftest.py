@@ -5,8 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.distribution import Distribution, run_distribution
+from tests.fuzz import quick
+from tests.helpers import plain_id
+
+# `make mutate`: the same draws on every run (a mutant is killed or not, never by luck), no example
+# database carried between mutants.
+settings.register_profile("mutation", derandomize=True, database=None)
+if quick():
+    settings.load_profile("mutation")
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +37,12 @@ def distribution_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distr
     """distribution 2.8, anonymous, over TLS with a certificate from a throw-away CA."""
     with run_distribution(tmp_path_factory.mktemp("registry-tls"), auth=False, tls=True) as d:
         yield d
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Ids made from strings and bytes stay selectable on a command line (see ``plain_id``)."""
+    if isinstance(val, str):
+        return plain_id(val)
+    if isinstance(val, bytes):
+        return plain_id(val.decode("latin-1"))
+    return None

@@ -79,3 +79,11 @@ def verdict(impl: Implementation, spec_or_term: Spec | Rule | FeatureTerm, nf: N
         spec = spec_or_term
     (only,) = statuses(impl, spec, nf)
     return only
+
+
+def plain_id(text: object) -> str:
+    """A test id that can be passed back to pytest on a command line as it is (``make mutate`` runs
+    tests by id): printable ASCII with no backslash; anything else is spelled ``<hex code point>``.
+    pytest's own escaping writes backslashes, and such an id then selects nothing."""
+    s = text if isinstance(text, str) else repr(text)
+    return "".join(c if " " <= c <= "~" and c != "\\" else f"<{ord(c):x}>" for c in s)

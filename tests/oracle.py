@@ -116,7 +116,7 @@ _ORDERING: Final[dict[str, tuple[tuple[int, ...], ...]]] = {
 
 def evaluate(op: str, values: tuple[str, ...], value_type: str, element: Element) -> str:
     """``true``, ``false`` or ``error`` for expression ``{op, value: values, type: value_type}`` on
-    ``element`` (docs/nfd-semantics.md §2)."""
+    ``element`` (docs/nfd-semantics.md §2.1-§2.8)."""
     if op not in KNOWN_OPS:
         return ERROR
     present = not isinstance(element, Missing)

@@ -14,6 +14,7 @@ from extender.match.reference import evaluate_node
 from extender.match.result import Status
 from extender.match.table import FeatureTable
 from extender.spec.model import Spec
+from tests.fuzz import examples
 from tests.strategies import clusters, node_features, specs
 
 
@@ -59,7 +60,7 @@ def _naive(
     return passed, failed, scores
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     cluster=clusters(),
     spec_list=st.lists(specs(), min_size=1, max_size=3),

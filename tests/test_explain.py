@@ -10,11 +10,12 @@ from extender.match.explain import ERROR, MATCHED, explain
 from extender.match.reference import evaluate_node
 from extender.match.result import Status
 from extender.spec.model import Spec
+from tests.fuzz import examples
 from tests.helpers import R, S, T, X, node
 from tests.strategies import node_features, specs
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=specs(), nf=node_features("n"))
 def test_account_agrees_with_verdicts(spec: Spec, nf: NodeFeatures) -> None:
     account = explain(spec, nf)

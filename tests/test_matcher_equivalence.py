@@ -16,9 +16,10 @@ from extender.features.nodefeature import NodeFeatures
 from extender.match.evaluate import evaluate
 from extender.match.table import FeatureTable
 from extender.spec.model import Spec
+from tests.fuzz import examples
 from tests.strategies import clusters, node_features, specs
 
-SETTINGS = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _agree(spec: Spec, table: FeatureTable, names: list[str], tags: frozenset[str] | None) -> None:
@@ -44,7 +45,7 @@ def test_vectorized_equals_reference(
     _agree(spec, table, names, tags)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=specs(), cluster=clusters(), data=st.data())
 def test_incremental_updates_agree(spec: Spec, cluster: list[NodeFeatures], data: st.DataObject) -> None:
     table = FeatureTable.from_features(cluster)

@@ -31,7 +31,7 @@ from extender.match.result import Status
 from extender.match.table import FeatureTable
 from tests import oracle
 from tests.fuzz import examples
-from tests.helpers import IMPLEMENTATIONS, R, S, T, X, node, verdict
+from tests.helpers import IMPLEMENTATIONS, R, S, T, X, node, plain_id, verdict
 from tests.oracle import ERROR, FALSE, TRUE, Element, Flag, Missing, Value
 
 STATUS = {TRUE: Status.MATCHED, FALSE: Status.NOT_MATCHED, ERROR: Status.ERROR}
@@ -304,14 +304,14 @@ def _nodes_for(case: Case) -> list[tuple[str, NodeFeatures]]:
     ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: plain_id(str(c)))
 def test_the_table_holds_for_the_oracle(case: Case) -> None:
     if case.element is not None:
         assert oracle.evaluate(case.op, case.values, case.type, case.element) == case.expected
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: plain_id(str(c)))
 def test_the_table_holds_for_the_matcher(impl: Implementation, case: Case) -> None:
     term = T("f.x", {"k": X(case.op, *case.values, type=case.type)})
     for where, nf in _nodes_for(case):

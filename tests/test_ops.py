@@ -9,7 +9,7 @@ import pytest
 
 from extender.match.evaluate import Implementation
 from extender.match.result import Status
-from tests.helpers import IMPLEMENTATIONS, T, X, node, verdict
+from tests.helpers import IMPLEMENTATIONS, T, X, node, plain_id, verdict
 
 M, N, E = Status.MATCHED, Status.NOT_MATCHED, Status.ERROR
 
@@ -124,7 +124,7 @@ ATTRIBUTE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("expr", "value", "expected"), ATTRIBUTE_CASES, ids=repr)
+@pytest.mark.parametrize(("expr", "value", "expected"), ATTRIBUTE_CASES, ids=plain_id)
 def test_expression_on_attribute(
     impl: Implementation, expr: object, value: str | None, expected: Status
 ) -> None:
@@ -152,7 +152,7 @@ FLAG_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("expr", "has_flag", "expected"), FLAG_CASES, ids=repr)
+@pytest.mark.parametrize(("expr", "has_flag", "expected"), FLAG_CASES, ids=plain_id)
 def test_expression_on_flag(impl: Implementation, expr: object, has_flag: bool, expected: Status) -> None:
     from extender.spec.model import MatchExpression
 

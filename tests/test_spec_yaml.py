@@ -29,6 +29,7 @@ from extender.spec.yamlgo import (
     format_float32,
     resolve_plain,
 )
+from tests.fuzz import examples
 
 
 def scalar(text: str) -> Scalar:
@@ -437,7 +438,7 @@ def test_limits_are_validated() -> None:
         SpecLimits(max_depth=0)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_raise_only_spec_error(data: bytes) -> None:
     with contextlib.suppress(SpecError):
@@ -447,7 +448,7 @@ def test_arbitrary_bytes_raise_only_spec_error(data: bytes) -> None:
 YAMLISH = st.text(alphabet=st.sampled_from(list("abyn01x.-+_~:,[]{}&*!<|>'\"#?% \t\n\\")), max_size=120)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(YAMLISH)
 def test_yaml_like_text_raises_only_spec_error(text: str) -> None:
     with contextlib.suppress(SpecError):
