@@ -82,12 +82,14 @@ class CompiledRegexp(Protocol):
 @lru_cache(maxsize=4096)
 def _compile(pattern: str) -> CompiledRegexp | None:
     try:
-        return re2.compile(pattern, options=_RE2_OPTIONS)  # type: ignore[no-any-return]
+        return re2.compile(pattern, options=_re2_options())  # type: ignore[no-any-return]
     except re2.error:
         return None
 
 
 def _re2_options() -> Any:
+    """Built for each compilation (compiled patterns are cached, so this is rare), not once at import:
+    every line here is then exercised by the tests that compile a pattern."""
     opts = re2.Options()
     # Go's regexp: UTF-8, longest_match off (leftmost-first), '.' does not match '\n' unless (?s),
     # '$' is end of text unless (?m). These are RE2's defaults; spelled out so they cannot drift.
@@ -102,9 +104,6 @@ def _re2_options() -> Any:
     # error here; 8 MiB is RE2's own default and far above anything a real spec needs.
     opts.max_mem = 8 << 20
     return opts
-
-
-_RE2_OPTIONS = _re2_options()
 
 
 def compile_regexp(pattern: str) -> CompiledRegexp | None:
