@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from extender.match import values
 from tests.distribution import Distribution, run_distribution
 from tests.fuzz import quick
 from tests.helpers import plain_id
@@ -46,3 +47,10 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     if isinstance(val, bytes):
         return plain_id(val.decode("latin-1"))
     return None
+
+
+@pytest.fixture(autouse=True)
+def _no_compiled_regexps_from_earlier_tests() -> None:
+    """Every test compiles its patterns afresh: a cache filled by an earlier test must not decide what
+    a later one sees (``make mutate`` forks each mutant's tests from a process that ran them all)."""
+    values._compile.cache_clear()
