@@ -1,6 +1,6 @@
 """How many examples the property and fuzz tests run: a bounded default in ``make test``; a long run
 with ``COMPAT_FUZZ=long`` (``make fuzz``), or any count with ``COMPAT_FUZZ=<n>`` (a multiplier of each
-test's default). ``COMPAT_FUZZ=quick`` (``make mutate``) runs a tenth of the default, at least 10,
+test's default). ``COMPAT_FUZZ=quick`` (``make mutate``) runs a twentieth of the default, at least 10,
 with derandomized draws (``tests/conftest.py`` loads that profile), so that a mutant's verdict is the
 same on every run and thousands of mutants can each run the tests that reach them."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 LONG_FACTOR = 100
-QUICK_DIVISOR = 10
+QUICK_DIVISOR = 20
 QUICK_MINIMUM = 10
 
 
