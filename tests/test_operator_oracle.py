@@ -92,6 +92,10 @@ VERSION_SINGLE_INPUTS = {
     "v5.15.0": "equal",
     "5.15.0-91-generic": "equal",
     "5.15.0+build.7": "equal",
+    "5.15.0-0": "equal",  # a numeric identifier "0" is fine
+    "5.15.0-0a": "equal",  # and so is a leading zero in an identifier that is not all digits
+    "5.15.0-rc.0.x-y": "equal",
+    "5.15.0-1.01a+007": "equal",  # build identifiers may have leading zeros
     "05.015.00": "equal",
     "5.15.1": "above",
     "6": "above",
@@ -113,6 +117,8 @@ VERSION_UNPARSABLE = [
     "1.2.3.4",
     "-1",
     "1.0.0-01",
+    "1.0.0-rc.01",  # a numeric identifier with a leading zero, after the first
+    "1.0.0-rc..1",  # an empty identifier
     "1.0.0-",
     "1.0.0+",
     "x",
@@ -355,7 +361,24 @@ def version_texts(draw: st.DrawFn) -> str:
     core = ".".join(str(p) for p in parts)
     prefix = draw(st.sampled_from(["", "", "v", "V"]))
     suffix = draw(
-        st.sampled_from(["", "", "", "-rc1", "-91-generic", "+b.1", "-01", "-0", "_4", "-", "-a..b"])
+        st.sampled_from(
+            [
+                "",
+                "",
+                "",
+                "-rc1",
+                "-91-generic",
+                "+b.1",
+                "-01",
+                "-0",
+                "_4",
+                "-",
+                "-a..b",
+                "-rc.01",
+                "-rc.0",
+                "+b.01",
+            ]
+        )
     )
     return prefix + core + suffix
 
