@@ -20,12 +20,13 @@ SAFETY_SECONDS = 120.0
 
 async def until(
     check: Callable[[], bool | Awaitable[bool]],
-    what: str,
+    what: str | Callable[[], str],
     *,
     interval: float = 0.02,
     limit: float = SAFETY_SECONDS,
 ) -> None:
-    """Poll ``check`` (sync or async) until it returns true; fail naming ``what`` after ``limit``."""
+    """Poll ``check`` (sync or async) until it returns true; fail naming ``what`` (or what it
+    returns then, e.g. the state observed last) after ``limit``."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + limit
     while True:
@@ -35,7 +36,8 @@ async def until(
         if result:
             return
         if loop.time() > give_up:
-            raise AssertionError(f"still waiting after {limit:g}s (a hang, not a slow machine): {what}")
+            described = what if isinstance(what, str) else what()
+            raise AssertionError(f"still waiting after {limit:g}s (a hang, not a slow machine): {described}")
         await asyncio.sleep(interval)
 
 
