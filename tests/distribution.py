@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.waiting import SAFETY_SECONDS
+
 BINARY = "docker-registry"
 HTPASSWD = Path(__file__).parent / "data" / "registry" / "htpasswd"
 USER = "tester"
@@ -168,7 +170,9 @@ def run_distribution(root: Path, *, auth: bool, tls: bool = False) -> Iterator[D
     raise RuntimeError(f"{BINARY} did not start; see {root / 'registry.log'}")
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], ca: Path | None, seconds: float = 15.0) -> bool:
+def _wait_ready(
+    url: str, proc: subprocess.Popen[bytes], ca: Path | None, seconds: float = SAFETY_SECONDS
+) -> bool:
     context = ssl.create_default_context(cafile=str(ca)) if ca else None
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -12,6 +12,7 @@ from typing import Any
 
 from extender.cli import serve
 from extender.config import load_config
+from tests.waiting import SAFETY_SECONDS, finishes
 
 
 @contextlib.asynccontextmanager
@@ -24,10 +25,10 @@ async def serving(config_doc: dict[str, Any], directory: Path) -> AsyncIterator[
     listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve(load_config(path), stop=stop, on_listening=listening.set_result))
     waiting: list[asyncio.Future[Any]] = [task, listening]
-    done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    assert listening in done, task.exception() if task.done() else "serve did not start"
+    done, _ = await asyncio.wait(waiting, timeout=SAFETY_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    assert listening in done, task.exception() if task.done() else "serve did not start listening"
     try:
         yield listening.result()[0]
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await finishes(task, "serve stops after stop is set")

@@ -46,6 +46,7 @@ from tests.kube_apiserver import FakeApiServer
 from tests.test_dockerfile import SCRIPT_NAME, VERSION, tool
 from tests.test_kube_serve import kubeconfig
 from tests.test_kube_source import node, nodefeature
+from tests.waiting import SAFETY_SECONDS, finishes, until
 
 Doc = dict[str, Any]
 
@@ -497,8 +498,8 @@ async def test_the_deployed_config_served(tmp_path: Path) -> None:
         task = asyncio.create_task(serve(config, stop=stop, on_listening=listening.set_result))
         try:
             waiting: list[asyncio.Future[Any]] = [task, listening]
-            done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-            assert listening in done, task.exception() if task.done() else "serve did not start"
+            done, _ = await asyncio.wait(waiting, timeout=SAFETY_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            assert listening in done, task.exception() if task.done() else "serve did not start listening"
             main, debug = listening.result()
             async with aiohttp.ClientSession() as session:
 
@@ -506,10 +507,10 @@ async def test_the_deployed_config_served(tmp_path: Path) -> None:
                     async with session.get(base + path) as resp:
                         return resp.status
 
-                deadline = asyncio.get_running_loop().time() + 10
-                while await status(main, ext["readinessProbe"]["httpGet"]["path"]) != 200:
-                    assert asyncio.get_running_loop().time() < deadline, "never ready"
-                    await asyncio.sleep(0.02)
+                async def ready() -> bool:
+                    return await status(main, ext["readinessProbe"]["httpGet"]["path"]) == 200
+
+                await until(ready, "the readiness probe answers 200")
                 for probe in ("startupProbe", "livenessProbe"):
                     assert await status(main, ext[probe]["httpGet"]["path"]) == 200, probe
                 assert await status(main, "/metrics") == 200
@@ -518,18 +519,20 @@ async def test_the_deployed_config_served(tmp_path: Path) -> None:
                 assert urlsplit(debug).hostname == config.debug.host == "127.0.0.1"
 
             # every granted resource gets listed and watched (prefetch's pods too), nothing else is asked for
-            deadline = asyncio.get_running_loop().time() + 10
-            while set(_observed(server.requests)) != set(rights) or any(
-                v != {"list", "watch"} for v in _observed(server.requests).values()
-            ):
-                assert set(_observed(server.requests)) <= set(rights), server.requests
-                assert asyncio.get_running_loop().time() < deadline, (_observed(server.requests), rights)
-                await asyncio.sleep(0.02)
+            def all_listed_and_watched() -> bool:
+                observed = _observed(server.requests)
+                assert set(observed) <= set(rights), server.requests
+                return set(observed) == set(rights) and all(v == {"list", "watch"} for v in observed.values())
+
+            await until(
+                all_listed_and_watched,
+                lambda: f"listed/watched {_observed(server.requests)}, granted {rights}",
+            )
             for resource, verbs in _observed(server.requests).items():
                 assert verbs <= rights[resource], resource
         finally:
             stop.set()
-            await asyncio.wait_for(task, 10)
+            await finishes(task, "serve stops after stop is set")
 
 
 # -- the second scheduler ----------------------------------------------------------------------------

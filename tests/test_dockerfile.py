@@ -40,6 +40,7 @@ import pytest
 from extender.config import Config
 from tests import dockerfile
 from tests.dockerfile import DOCKERFILE, ROOT, DockerIgnore, Instruction, Stage
+from tests.waiting import SAFETY_SECONDS, finishes
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSION: str = PYPROJECT["project"]["version"]
@@ -351,7 +352,7 @@ def test_the_project_wheel(built: Built) -> None:
 def _distributions(python: Path) -> set[str]:
     code = "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] for d in m.distributions()))"
     out = subprocess.run(
-        [str(python), "-I", "-c", code], capture_output=True, text=True, timeout=30, check=True
+        [str(python), "-I", "-c", code], capture_output=True, text=True, timeout=SAFETY_SECONDS, check=True
     )
     return {re.sub(r"[-_.]+", "-", n).lower() for n in out.stdout.split()}
 
@@ -414,7 +415,12 @@ def _runtime(built: Built) -> Runtime:
 
 def _exec(runtime: Runtime, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*runtime.entrypoint, *args], env=runtime.env, cwd=cwd, capture_output=True, text=True, timeout=30
+        [*runtime.entrypoint, *args],
+        env=runtime.env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=SAFETY_SECONDS,
     )
 
 
@@ -445,12 +451,12 @@ async def _serving(runtime: Runtime, *extra: str, cwd: Path) -> AsyncIterator[st
     reader = asyncio.create_task(read())
     try:
         waiting: list[asyncio.Future[Any]] = [listening, reader]
-        done, _ = await asyncio.wait(waiting, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waiting, timeout=SAFETY_SECONDS, return_when=asyncio.FIRST_COMPLETED)
         assert listening in done, "serve did not start:\n" + "".join(stderr)
         yield listening.result()
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 15) == 0, "".join(stderr)
-        await asyncio.wait_for(reader, 5)
+        assert await finishes(proc.wait(), "serve exits after SIGTERM") == 0, "".join(stderr)
+        await finishes(reader, "serve's stderr ends")
         assert not [line for line in stderr if " ERROR " in line or "Traceback" in line], "".join(stderr)
     finally:
         if proc.returncode is None:
@@ -481,7 +487,7 @@ async def test_the_installed_command_runs_on_a_read_only_install(built: Built) -
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=SAFETY_SECONDS,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

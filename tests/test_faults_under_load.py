@@ -23,6 +23,7 @@ from tests.oci_registry import FakeRegistry
 from tests.serving import serving
 from tests.test_kube_serve import kubeconfig
 from tests.test_kube_source import node, nodefeature
+from tests.waiting import finishes, until
 
 NODES = [f"n{i}" for i in range(20)]
 SPEC = b"""
@@ -37,6 +38,12 @@ compatibilities:
 """
 WORKERS = 8
 FOREVER = 10**6
+#: Timeouts far beyond what a lookup on loopback takes, even on a busy machine: only the "slow"
+#: fault, which holds requests until the test releases them, is slower than these.
+REQUEST_SECONDS = 10.0
+LOOKUP_SECONDS = 30.0
+#: Cached answers must not depend on how long the test runs: nothing expires during it.
+DAY = 86_400
 
 
 def _rss_kib() -> int:
@@ -98,18 +105,24 @@ def _passing(api_modules: dict[str, set[str]]) -> list[str]:
     return [n for n in NODES if "vfio-pci" in api_modules[n]]
 
 
-async def _until(
-    predicate: Any, load: Load, images: list[int], seconds: float = 10.0
-) -> list[tuple[int, dict[str, Any]]]:
-    """Keep the load on until ``predicate(answers)`` holds for a whole round (bounded in time)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        answers = await load.run(images, n=16)
-        if predicate(answers):
-            return answers
-        assert loop.time() < deadline, answers[:2]
-        await asyncio.sleep(0.05)
+async def _until(predicate: Any, load: Load, images: list[int], what: str) -> None:
+    """Keep the load on until ``predicate(answers)`` holds for a whole round."""
+    last: list[tuple[int, dict[str, Any]]] = []
+
+    async def round_holds() -> bool:
+        last[:] = await load.run(images, n=16)
+        return bool(predicate(last))
+
+    try:
+        await until(round_holds, what, interval=0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last answers: {last[:2]}") from None
+
+
+def _held(registry: FakeRegistry, since: int, tags: set[str]) -> bool:
+    """Requests for the manifests of all of ``tags`` reached the registry after ``since``."""
+    paths = {r.path for r in registry.requests[since:]}
+    return all(f"/v2/app/manifests/{t}" in paths for t in tags)
 
 
 async def test_faults_under_load(tmp_path: Path) -> None:
@@ -146,18 +159,24 @@ async def test_faults_under_load(tmp_path: Path) -> None:
                 "listen": {"port": 0},
                 "features": {"source": "kubernetes", "kubeconfig": str(kc)},
                 "specs": {"source": "registry"},
-                "registry": {"lookupSeconds": 1.0, "requestSeconds": 0.5, "cache": {"negativeSeconds": 1}},
+                "registry": {
+                    "lookupSeconds": LOOKUP_SECONDS,
+                    "requestSeconds": REQUEST_SECONDS,
+                    "cache": {"tagSeconds": DAY, "referrersSeconds": DAY, "negativeSeconds": 1},
+                },
             }
             async with serving(config, tmp_path) as url, aiohttp.ClientSession() as session:
-                for _ in range(500):
+
+                async def ready() -> bool:
                     async with session.get(f"{url}/readyz") as r:
-                        if r.status == 200:
-                            break
-                    await asyncio.sleep(0.02)
+                        return r.status == 200
+
+                await until(ready, "/readyz answers 200 (the initial lists are in)")
                 load = Load(session, url, host)
                 right(await load.run([0, 1, 2]))  # warm: 0-2 are cached from now on
                 gc.collect()
                 rss_before = _rss_kib()
+                sent_before = load.sent
 
                 # 1. the registry answers 500 to everything
                 registry.fail_next(FOREVER, 500)
@@ -166,11 +185,21 @@ async def test_faults_under_load(tmp_path: Path) -> None:
                 failed_by_policy(await load.run([3, 4], ignore=True), ignore=True)
                 registry.clear_faults()
 
-                # 2. slower than the request and lookup timeouts
-                registry.delay_next(3.0, FOREVER)
-                mixed = await load.run([0, 5, 1, 6], n=32)
-                right([x for x in mixed if x[0] in (0, 1)])
-                failed_by_policy([x for x in mixed if x[0] in (5, 6)], ignore=False)
+                # 2. slower than the request and lookup timeouts: every request is held until the
+                # test releases it (FOREVER seconds), so it outlasts any timeout on any machine.
+                # Lookups of 5 and 6 hang in the registry while cached images are asked for.
+                since = len(registry.requests)
+                registry.delay_next(FOREVER, FOREVER)
+                stuck = asyncio.gather(load.run([5, 6], n=WORKERS), load.run([5, 6], ignore=True, n=WORKERS))
+                await until(
+                    lambda: _held(registry, since, {"5", "6"}), "lookups of 5 and 6 reach the registry"
+                )
+                right(await load.run([0, 1, 2]))
+                stuck_fail, stuck_ignore = await finishes(stuck, "the held lookups time out")
+                failed_by_policy(stuck_fail, ignore=False)
+                for image, a in stuck_fail:  # the timeout, not some other failure, decided these
+                    assert f"within {REQUEST_SECONDS:g}s" in a["Error"], (image, a)
+                failed_by_policy(stuck_ignore, ignore=True)
                 registry.clear_faults()
                 registry.release()
 
@@ -188,25 +217,38 @@ async def test_faults_under_load(tmp_path: Path) -> None:
                 runner, _ = await _start_registry(registry, port)
 
                 # recovery: every image that failed during the faults resolves now
-                await _until(lambda a: all(x["Error"] == "" for _, x in a), load, [3, 4, 5, 6, 7, 8])
+                await _until(
+                    lambda a: all(x["Error"] == "" for _, x in a), load, [3, 4, 5, 6, 7, 8], "recovery"
+                )
                 right(await load.run([3, 4, 5, 6, 7, 8], n=48))
 
                 # 5. the NodeFeature watch is cut in the middle of an event, with a change under way
                 api.cut_next_watch = True
                 modules["n1"] = {"vfio-pci"}
                 await api.put(NODEFEATURES_PATH, nodefeature("n1", "n1", ["vfio-pci"]))
-                await _until(lambda a: all("n1" in x["NodeNames"] for _, x in a), load, [0, 3])
+                await _until(
+                    lambda a: all("n1" in x["NodeNames"] for _, x in a),
+                    load,
+                    [0, 3],
+                    "n1 passes after the cut",
+                )
 
                 # 6. compaction: the watch resumes from a resourceVersion that is gone (410), relists
                 await api.compact()
                 modules["n0"] = {"nvidia"}
                 await api.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["nvidia"]))
-                await _until(lambda a: all("n0" not in x["NodeNames"] for _, x in a), load, [0, 3])
+                await _until(
+                    lambda a: all("n0" not in x["NodeNames"] for _, x in a),
+                    load,
+                    [0, 3],
+                    "n0 fails after the 410",
+                )
                 right(await load.run(list(range(9)), n=72))
 
                 gc.collect()
                 grown = _rss_kib() - rss_before
-                assert grown < 40 * 1024, f"RSS grew {grown} KiB over {load.sent} requests with faults"
-                assert load.sent >= 500
+                sent = load.sent - sent_before
+                assert grown < 40 * 1024, f"RSS grew {grown} KiB over {sent} requests with faults"
+                assert sent >= 500
     finally:
         await _stop_registry(registry, runner)

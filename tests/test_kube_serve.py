@@ -4,7 +4,6 @@ following its changes; a kubeconfig that cannot be used is a configuration error
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.kube_apiserver import FakeApiServer
 from tests.serving import serving
 from tests.test_file_sources import SPEC_A, put
 from tests.test_kube_source import node, nodefeature
+from tests.waiting import until
 
 
 def kubeconfig(path: Path, server: str) -> Path:
@@ -69,10 +69,10 @@ async def test_serve_from_the_kubernetes_api(tmp_path: Path) -> None:
                     out = await resp.json()
                     return list(out["NodeNames"] or [])
 
-            deadline = asyncio.get_running_loop().time() + 10
-            while await status("/readyz") != 200:
-                assert asyncio.get_running_loop().time() < deadline, "never ready"
-                await asyncio.sleep(0.01)
+            async def ready() -> bool:
+                return await status("/readyz") == 200
+
+            await until(ready, "/readyz answers 200 (a list succeeded)", interval=0.01)
             assert await names() == ["n0"]
 
             # the cluster changes: n2 appears with vfio-pci, n0's NodeFeature loses it
@@ -85,14 +85,15 @@ async def test_serve_from_the_kubernetes_api(tmp_path: Path) -> None:
                 result[:] = await names()
                 return result == ["n2"]
 
-            while not await settled():
-                assert asyncio.get_running_loop().time() < deadline + 10, result
-                await asyncio.sleep(0.01)
+            await until(settled, lambda: f"only n2 passes; passing: {result}", interval=0.01)
             # a deleted Node leaves the table
             await server.delete(NODES_PATH, "", "n2")
-            while await names() != []:
-                assert asyncio.get_running_loop().time() < deadline + 20
-                await asyncio.sleep(0.01)
+
+            async def none_pass() -> bool:
+                result[:] = await names()
+                return result == []
+
+            await until(none_pass, lambda: f"no node passes; passing: {result}", interval=0.01)
     assert server.requests, "the extender never called the API server"
 
 
@@ -140,11 +141,12 @@ async def test_prefetch_warms_the_registry_cache_before_any_filter(
                 return float(m.group(1)) if m else 0.0
 
             await server.put("/api/v1/pods", pod)
-            deadline = asyncio.get_running_loop().time() + 10
             specs_cached = 'compat_extender_registry_cache_entries{cache="specs"}'
-            while await metric(specs_cached) != 1.0:
-                assert asyncio.get_running_loop().time() < deadline, "the spec was never prefetched"
-                await asyncio.sleep(0.02)
+
+            async def prefetched() -> bool:
+                return await metric(specs_cached) == 1.0
+
+            await until(prefetched, "the spec is prefetched")
             lookups = 'compat_extender_spec_lookups_total{result="spec"}'
             assert await metric(lookups) == 1.0
             body = {"Pod": pod, "NodeNames": ["n0"]}

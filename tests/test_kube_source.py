@@ -16,6 +16,7 @@ from extender.features.nodefeature import NODE_NAME_LABEL
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH, Backoff, KubeFeatures
 from extender.sources.kubeclient import ApiClientTransport
 from tests.kube_apiserver import FakeApiServer
+from tests.waiting import finishes, until
 
 
 def nodefeature(
@@ -58,12 +59,9 @@ class Cluster:
         return {n: self.modules(n) or set() for n in self.source.table.node_names()}
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+async def eventually(check: Callable[[], bool]) -> None:
+    """Wait until ``check()`` holds (a limit only against hangs: see tests/waiting.py)."""
+    await until(check, "condition not reached", interval=0.01)
 
 
 @pytest.fixture
@@ -74,7 +72,7 @@ async def cluster() -> AsyncIterator[Cluster]:
         await server.put(NODEFEATURES_PATH, nodefeature(f"n{i}", f"n{i}", ["kvm", f"m{i}"]))
     async with TestServer(server.app) as ts:
         api = k8s.ApiClient(configuration=k8s.Configuration(host=str(ts.make_url("")).rstrip("/")))
-        transport = ApiClientTransport(api, page_size=2, watch_seconds=1, request_timeout=5)
+        transport = ApiClientTransport(api, page_size=2, watch_seconds=1, request_timeout=60)
         source = KubeFeatures(transport, backoff=lambda: Backoff(initial=0.01, maximum=0.05))
         task = asyncio.create_task(source.run())
         try:
@@ -86,7 +84,7 @@ async def cluster() -> AsyncIterator[Cluster]:
 
 
 async def test_initial_paged_list_then_ready(cluster: Cluster) -> None:
-    await asyncio.wait_for(cluster.source.wait_ready(), 10)
+    await finishes(cluster.source.wait_ready(), "ready after the initial lists")
     assert cluster.source.ready
     assert cluster.actual() == cluster.expected() and len(cluster.actual()) == 5
     lists = [r for r in cluster.server.requests if "watch" not in r and "nodefeatures" in r]
@@ -173,12 +171,14 @@ async def test_not_ready_while_the_api_is_down() -> None:
     server.fail_next = 1000
     async with TestServer(server.app) as ts:
         api = k8s.ApiClient(configuration=k8s.Configuration(host=str(ts.make_url("")).rstrip("/")))
-        source = KubeFeatures(ApiClientTransport(api, request_timeout=5), backoff=lambda: Backoff(0.01, 0.02))
+        source = KubeFeatures(
+            ApiClientTransport(api, request_timeout=60), backoff=lambda: Backoff(0.01, 0.02)
+        )
         task = asyncio.create_task(source.run())
         await eventually(lambda: source.features.errors >= 3)
         assert not source.ready
         server.fail_next = 0
-        await asyncio.wait_for(source.wait_ready(), 10)
+        await finishes(source.wait_ready(), "ready once the API answers")
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await api.close()

@@ -33,8 +33,11 @@ from tests.oci_registry import (
     referrers_tag,
     serve_registry,
 )
+from tests.waiting import SAFETY_SECONDS, finishes, until
 
 ACCEPT = {"Accept": MANIFEST_ACCEPT}
+#: A delay no request outlasts: it ends when the registry is released (the server stops).
+HELD = 10**6
 OTHER_TYPE = "application/vnd.example.sbom.v1+json"
 
 
@@ -51,7 +54,7 @@ async def base(registry: FakeRegistry) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SAFETY_SECONDS)) as session:
         yield session
 
 
@@ -692,35 +695,40 @@ async def test_faults_wait_for_authentication(
 async def test_delay_next_makes_a_client_time_out(
     registry: FakeRegistry, base: str, http: aiohttp.ClientSession
 ) -> None:
-    registry.delay_next(30)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    with pytest.raises(asyncio.TimeoutError):
-        async with http.get(f"{base}/v2/", timeout=aiohttp.ClientTimeout(total=0.2)) as r:
-            await r.read()
-    async with http.get(f"{base}/v2/") as r:
+    registry.delay_next(HELD)
+    timeouts: list[asyncio.Timeout] = []
+
+    async def get_with_timeout() -> None:
+        async with asyncio.timeout(None) as timeout:  # the client's timeout, made to fire below
+            timeouts.append(timeout)
+            async with http.get(f"{base}/v2/") as r:
+                await r.read()
+
+    held = asyncio.create_task(get_with_timeout())
+    await until(lambda: not registry.faults, "the request reaches the handler and takes the delay")
+    assert not held.done()  # no answer while the delay lasts
+    timeouts[0].reschedule(asyncio.get_running_loop().time())
+    with pytest.raises(TimeoutError):
+        await held
+    async with http.get(f"{base}/v2/") as r:  # the delay was for one request: the next is answered
         assert r.status == 200
-    assert loop.time() - started < 2
 
 
 async def test_delayed_request_does_not_hold_up_teardown(http: aiohttp.ClientSession) -> None:
     registry = FakeRegistry()
-    registry.delay_next(30)
+    registry.delay_next(HELD)
 
     async def status(url: str) -> int:
         async with http.get(url) as r:
             await r.read()
             return r.status
 
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     async with serve_registry(registry) as base:
         task = asyncio.create_task(status(f"{base}/v2/"))
-        while not registry.requests:
-            await asyncio.sleep(0.01)
-    # the server stopping ends the delay: the request is answered or cut, but not after 30 s
-    await asyncio.gather(task, return_exceptions=True)
-    assert loop.time() - started < 3
+        await until(lambda: not registry.faults, "the request reaches the handler and takes the delay")
+    # the server stopping ends the delay: the request is answered (it would be cut by the shutdown
+    # timeout if the delay went on, and the teardown would wait for that timeout)
+    assert await finishes(task, "the delayed request ends") == 200
 
 
 async def test_corrupt_next(registry: FakeRegistry, base: str, http: aiohttp.ClientSession) -> None:

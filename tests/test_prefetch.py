@@ -23,6 +23,7 @@ from extender.sources.prefetch import PODS_PATH, Prefetcher, pod_selector
 from extender.spec.model import Spec
 from tests.kube_apiserver import FakeApiServer
 from tests.test_kube_source import eventually
+from tests.waiting import finishes
 
 OURS = "compat-scheduler"
 
@@ -79,7 +80,7 @@ class Env:
         task = asyncio.create_task(p.run())
         self.running.append((p, task))
         if wait:
-            await eventually(lambda: p.synced, timeout=5)
+            await eventually(lambda: p.synced)
         return p, task
 
     async def put(self, obj: dict[str, Any]) -> None:
@@ -89,7 +90,7 @@ class Env:
         """Wait until a pod naming ``sentinel`` has been created, seen and resolved with nothing left
         in flight: every pod event before it has then been handled (one stream, in order)."""
         await self.put(pod(f"sentinel-{sentinel}", [sentinel]))
-        await eventually(lambda: self.specs.calls[sentinel] > 0 and p.in_flight == 0, timeout=5)
+        await eventually(lambda: self.specs.calls[sentinel] > 0 and p.in_flight == 0)
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ async def env() -> AsyncIterator[Env]:
     server = FakeApiServer()
     async with TestServer(server.app) as ts:
         api = k8s.ApiClient(configuration=k8s.Configuration(host=str(ts.make_url("")).rstrip("/")))
-        e = Env(server, ApiClientTransport(api, page_size=3, watch_seconds=1, request_timeout=5))
+        e = Env(server, ApiClientTransport(api, page_size=3, watch_seconds=1, request_timeout=60))
         try:
             yield e
         finally:
@@ -136,7 +137,7 @@ async def test_field_selected_list_and_watch(env: Env) -> None:
         await env.put(pod("other", ["img/o2"], scheduler="default-scheduler"))  # never matched
         await env.put(pod("a", ["img/a"], node="n2", labels={"x": "1"}))  # bound: stops matching
         await env.put(pod("c", ["img/c"]))
-        got = [await asyncio.wait_for(anext(stream), 5) for _ in range(3)]
+        got = [await finishes(anext(stream), "a watch event") for _ in range(3)]
     finally:
         await stream.aclose()
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [
@@ -262,7 +263,7 @@ async def test_fifty_pods_of_one_image_give_one_lookup(env: Env) -> None:
 
 async def test_a_failing_lookup_does_not_stop_later_ones(env: Env) -> None:
     env.specs.failing.add("img/broken")
-    p, _ = await env.start(concurrency=1)
+    p, _ = await env.start(concurrency=1, retry_seconds=3600)  # no retry during the test, however slow
     await env.put(pod("bad", ["img/broken"]))
     await eventually(lambda: p.lookups_failed == 1)
     assert "img/broken" in p.errors and "registry unavailable" in p.errors["img/broken"]
@@ -366,6 +367,8 @@ async def test_close_ends_run_normally(env: Env) -> None:
     await env.put(pod("slow", ["img/slow"]))
     await eventually(lambda: env.specs.calls["img/slow"] == 1)
     await p.close()
-    await asyncio.wait_for(task, 5)  # returns, not cancelled
+    await finishes(task, "run() returns after close()")  # returns, not cancelled
     assert prefetch_tasks() == []
-    await asyncio.wait_for(p.run(), 1)  # closed: returns at once
+    closed_run = p.run()  # closed: returns at once, without waiting for anything
+    with pytest.raises(StopIteration):
+        closed_run.send(None)

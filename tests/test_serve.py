@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import yaml
 from extender.cli import main, serve
 from extender.config import load_config
 from tests.test_file_sources import SPEC_A, nf, put
+from tests.waiting import SAFETY_SECONDS, finishes, until
 
 
 def free_port() -> int:
@@ -79,12 +79,12 @@ async def running(tree: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
     listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve(config, stop=stop, on_listening=listening.set_result))
     waiting: list[asyncio.Future[Any]] = [task, listening]
-    done, _ = await asyncio.wait(waiting, timeout=10, return_when=asyncio.FIRST_COMPLETED)
-    assert listening in done, task.exception() if task.done() else "serve did not start"
+    done, _ = await asyncio.wait(waiting, timeout=SAFETY_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    assert listening in done, task.exception() if task.done() else "serve did not start listening"
     async with aiohttp.ClientSession() as session:
         yield Running(listening.result(), session)
     stop.set()
-    await asyncio.wait_for(task, 10)
+    await finishes(task, "serve stops after stop is set")
 
 
 async def test_serves_from_files_and_reloads(running: Running, tree: Path) -> None:
@@ -99,30 +99,27 @@ async def test_serves_from_files_and_reloads(running: Running, tree: Path) -> No
 
     # node-b gets vfio-pci: after the next reload it passes too
     put(tree / "nf" / "b.yaml", yaml.safe_dump(nf("b", "node-b", ["nvidia", "vfio-pci"])))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        status, out = await running.json("POST", f"{base}/filter", FILTER)
-        if out["NodeNames"] == ["node-a", "node-b"]:
-            break
-        await asyncio.sleep(0.02)
-    assert out["NodeNames"] == ["node-a", "node-b"]
+    last: dict[str, Any] = {}
+
+    async def filtered_to(names: list[str]) -> bool:
+        status, last["out"] = await running.json("POST", f"{base}/filter", FILTER)
+        return bool(status == 200 and last["out"]["NodeNames"] == names)
+
+    await until(lambda: filtered_to(["node-a", "node-b"]), lambda: f"node-b passes after the reload: {last}")
 
     # the spec changes to require nvidia: node-a drops out
     put(tree / "dpdk.yaml", SPEC_A.replace(b"vfio-pci", b"nvidia"))
-    while time.monotonic() < deadline:
-        status, out = await running.json("POST", f"{base}/filter", FILTER)
-        if out["NodeNames"] == ["node-b"]:
-            break
-        await asyncio.sleep(0.02)
-    assert out["NodeNames"] == ["node-b"]
+    await until(lambda: filtered_to(["node-b"]), lambda: f"only node-b passes after the reload: {last}")
 
     # a broken file is reported and changes nothing
     put(tree / "nf" / "a.yaml", "{{{")
-    while time.monotonic() < deadline:
-        status, out = await running.json("GET", f"{base}/debug/sources")
-        if out["sources"]["features"]["errors"]:
-            break
-        await asyncio.sleep(0.02)
+
+    async def reported() -> bool:
+        _, last["out"] = await running.json("GET", f"{base}/debug/sources")
+        return bool(last["out"]["sources"]["features"]["errors"])
+
+    await until(reported, lambda: f"the broken file is reported: {last}")
+    out = last["out"]
     assert "a.yaml" in next(iter(out["sources"]["features"]["errors"]))
     assert out["nodes"] == 2
     status, text = await running.json("GET", f"{base}/metrics")
@@ -159,16 +156,15 @@ def test_sigterm_stops_the_server_cleanly(tree: Path) -> None:
     )
     try:
         assert proc.stderr is not None
-        seen = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        seen: list[str] = []
+        m = None
+        while m is None:  # until serve says where it listens, or ends (readline then returns "")
             line = proc.stderr.readline()
+            assert line, "".join(seen)
             seen.append(line)
-            if m := re.search(r"listening on (http://\S+)", line):
-                break
-        assert m, "".join(seen)
+            m = re.search(r"listening on (http://\S+)", line)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=SAFETY_SECONDS) == 0
         rest = proc.stderr.read()
         assert "stopping: draining in-flight requests" in rest
     finally:

@@ -14,16 +14,9 @@ from pathlib import Path
 import aiohttp
 
 from tests.oci_registry import FakeRegistry, serve_registry
+from tests.waiting import finishes, until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-async def _wait_for(predicate: object, seconds: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not predicate():  # type: ignore[operator]
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def _refused(host: str, port: int) -> bool:
@@ -68,7 +61,7 @@ async def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
             seen: list[str] = []
             match = None
             while match is None:
-                line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+                line = (await finishes(proc.stderr.readline(), "a line from serve")).decode()
                 assert line, "".join(seen)
                 seen.append(line)
                 match = re.search(r"listening on http://([\d.]+):(\d+)", line)
@@ -76,25 +69,22 @@ async def test_sigterm_drains_the_request_in_flight(tmp_path: Path) -> None:
 
             body = json.loads((EXAMPLES / "requests" / "filter-dpdk.json").read_text())
             body["Pod"]["spec"]["containers"][0]["image"] = f"{host}/telco/app:1"
-            registry.delay_next(2.0)  # the lookup's first registry request hangs for 2 s
+            registry.delay_next(10**6)  # the lookup's first registry request hangs until released
             async with aiohttp.ClientSession() as session:
                 url = f"http://{ext_host}:{ext_port}/filter"
                 in_flight = asyncio.create_task(session.post(url, json=body))
-                await _wait_for(lambda: len(registry.requests) > 0, 10)
+                await until(lambda: not registry.faults, "the lookup's request reaches the registry")
                 proc.send_signal(signal.SIGTERM)
-                # the listener closes at once, while the request is still being answered
-                for _ in range(100):
-                    if await _refused(ext_host, ext_port):
-                        break
-                    await asyncio.sleep(0.02)
-                assert await _refused(ext_host, ext_port)
+                # the listener closes, while the request is still being answered
+                await until(lambda: _refused(ext_host, ext_port), "the listener closes after SIGTERM")
                 assert not in_flight.done()
-                response = await asyncio.wait_for(in_flight, 15)
+                registry.release()  # the registry answers: the drained request gets its real answer
+                response = await finishes(in_flight, "the request in flight is answered")
                 assert response.status == 200
                 answer = await response.json()
                 assert answer["Error"] == "" and answer["NodeNames"], answer
                 assert "dpdk-e810-01" in answer["NodeNames"]
-            assert await asyncio.wait_for(proc.wait(), 20) == 0
+            assert await finishes(proc.wait(), "serve exits after draining") == 0
             rest = (await proc.stderr.read()).decode()
             assert "stopping: draining in-flight requests" in rest, rest
             assert "Traceback" not in rest, rest

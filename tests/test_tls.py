@@ -18,6 +18,7 @@ from extender.errors import ConfigError
 from extender.http.tls import ReloadingContext, TlsFiles
 from tests.pki import Pair, issue, make_ca
 from tests.serving import serving
+from tests.waiting import until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FILTER = (EXAMPLES / "requests" / "filter-dpdk.json").read_bytes()
@@ -119,27 +120,28 @@ async def test_rotation_is_picked_up_and_a_broken_pair_is_refused(
     config = _config(tmp_path, {"certFile": str(cert), "keyFile": str(key), "reloadSeconds": 0.05})
     ctx = _client_ctx(pki["ca"].cert)
     async with serving(config, tmp_path) as url:
-        assert await _peer_cn(url, ctx) == "server-1"
+
+        async def metrics() -> str:
+            async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics", ssl=ctx) as r:
+                return await r.text()
+
+        async def serves(cn: str) -> bool:
+            return await _peer_cn(url, ctx) == cn
+
+        assert await serves("server-1")
         _live(tmp_path, pki, "server-2")  # the Secret was rotated
-        for _ in range(200):
-            if await _peer_cn(url, ctx) == "server-2":
-                break
-            await asyncio.sleep(0.02)
-        assert await _peer_cn(url, ctx) == "server-2"
+        await until(lambda: serves("server-2"), "the rotated certificate is served")
         # half a rotation: a new certificate with the old key -> refused, server-2 stays in service
         shutil.copy(pki["server-1"].cert, cert)
-        await asyncio.sleep(0.3)
-        assert await _peer_cn(url, ctx) == "server-2"
-        async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics", ssl=ctx) as r:
-            text = await r.text()
-        assert 'compat_extender_tls_reloads_total{result="ok"} 1.0' in text
-        assert 'compat_extender_tls_reloads_total{result="error"}' in text
+
+        async def refused() -> bool:
+            return 'compat_extender_tls_reloads_total{result="error"}' in await metrics()
+
+        await until(refused, "the half-rotated pair is tried and refused")
+        assert await serves("server-2")
+        assert 'compat_extender_tls_reloads_total{result="ok"} 1.0' in await metrics()
         shutil.copy(pki["server-1"].key, key)  # the rest of the rotation arrives
-        for _ in range(200):
-            if await _peer_cn(url, ctx) == "server-1":
-                break
-            await asyncio.sleep(0.02)
-        assert await _peer_cn(url, ctx) == "server-1"
+        await until(lambda: serves("server-1"), "the completed rotation is served")
 
 
 def test_reloading_context_swaps_the_client_ca_too(tmp_path: Path, pki: dict[str, Pair]) -> None:
