@@ -495,3 +495,30 @@ def test_match_name_agrees_with_the_oracle(
             for s in evaluate(spec, table, [n.node for n in nodes], implementation=impl).status[:, 0]
         ]
         assert got == want, impl
+
+
+# ---- the regular-expression dialect ---------------------------------------------------------------
+
+# Go's regexp as RE2 compiles it: case-sensitive, '.' stops at a newline unless (?s), a newline in the
+# pattern or a class matches one; and the one deliberate difference from Go, a memory budget per
+# compiled pattern (8 MiB, RE2's default): a pattern that needs more is an invalid regexp here.
+REGEXP_CASES = [
+    ("A", "a", F),
+    ("(?i)A", "a", T_),
+    ("a.b", "a\nb", F),
+    ("(?s)a.b", "a\nb", T_),
+    ("a\nb", "xa\nbx", T_),
+    ("a[^x]b", "a\nb", T_),
+    ("a\\sb", "a\nb", T_),
+    ("(?m)^b$", "a\nb\nc", T_),
+    ("^b$", "a\nb\nc", F),
+    ("\\pL{400}", "é" * 400, T_),
+    ("\\pL{500}", "é" * 500, E),  # over the budget: refused, though Go would compile it
+]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize(("pattern", "text", "expected"), REGEXP_CASES, ids=plain_id)
+def test_regexp_dialect(impl: Implementation, pattern: str, text: str, expected: str) -> None:
+    term = T("f.x", {"k": X("InRegexp", pattern)})
+    assert verdict(impl, term, node(attrs={"f.x": {"k": text}})) == STATUS[expected]
