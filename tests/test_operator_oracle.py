@@ -522,3 +522,58 @@ REGEXP_CASES = [
 def test_regexp_dialect(impl: Implementation, pattern: str, text: str, expected: str) -> None:
     term = T("f.x", {"k": X("InRegexp", pattern)})
     assert verdict(impl, term, node(attrs={"f.x": {"k": text}})) == STATUS[expected]
+
+
+# ---- matchName over several nodes and names -------------------------------------------------------
+
+NAME_NODES = {
+    "flags-x1": {"flags": {"f.x": ["x1"]}},
+    "flags-x2-y": {"flags": {"f.x": ["x2", "y"]}},
+    "flags-y": {"flags": {"f.x": ["y"]}},
+    "attrs-x1": {"attrs": {"f.x": {"x1": "v"}}},
+    "attrs-x2-y": {"attrs": {"f.x": {"y": "v", "x2": "v"}}},
+    "attrs-y": {"attrs": {"f.x": {"y": "v"}}},
+    "inst-x1": {"instances": {"f.x": [{"y": "v"}, {"x1": "v"}]}},
+    "inst-x2": {"instances": {"f.x": [{"x2": "v"}]}},
+    "inst-y": {"instances": {"f.x": [{"y": "v"}, {}]}},
+    "empty": {"flags": {"f.x": []}},
+    "numbers-5": {"flags": {"f.x": ["5"]}, "attrs": {"f.x": {"7": "v"}}},
+    "numbers-0": {"instances": {"f.x": [{"0": "v"}, {"1": "v"}]}},
+}
+
+
+def _name_table() -> tuple[FeatureTable, list[str]]:
+    nodes = [node(name, **parts) for name, parts in NAME_NODES.items()]  # type: ignore[arg-type]
+    return FeatureTable.from_features(nodes), list(NAME_NODES)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_match_name_sees_every_name_of_every_node(impl: Implementation) -> None:
+    """Names from flags, attributes and instances, several per node and per table: each node's answer
+    is its own, whichever names other nodes have (written out by hand)."""
+    table, names = _name_table()
+    cases = {
+        X("In", "x1", "x2"): {"flags-x1", "flags-x2-y", "attrs-x1", "attrs-x2-y", "inst-x1", "inst-x2"},
+        X("InRegexp", "^x"): {"flags-x1", "flags-x2-y", "attrs-x1", "attrs-x2-y", "inst-x1", "inst-x2"},
+        X("Exists"): set(names) - {"empty"},
+        X("NotIn", "y"): {"flags-x1", "flags-x2-y", "attrs-x1", "attrs-x2-y", "inst-x1", "inst-x2"}
+        | {"numbers-5", "numbers-0"},
+    }
+    for expr, matching in cases.items():
+        spec = S([R(T("f.x", name=expr))])
+        got = evaluate(spec, table, names, implementation=impl).status[:, 0].tolist()
+        want = [int(Status.MATCHED if n in matching else Status.NOT_MATCHED) for n in names]
+        assert got == want, expr
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_match_name_errors_on_any_name_of_a_node(impl: Implementation) -> None:
+    """``Gt`` parses every name as an integer: a node with any non-numeric name is an error, a node of
+    numbers only is compared, a node without names is false."""
+    table, names = _name_table()
+    spec = S([R(T("f.x", name=X("Gt", "4")))])
+    got = dict(
+        zip(names, evaluate(spec, table, names, implementation=impl).status[:, 0].tolist(), strict=True)
+    )
+    numeric = {"numbers-5": Status.MATCHED, "numbers-0": Status.NOT_MATCHED, "empty": Status.NOT_MATCHED}
+    assert got == {n: int(numeric.get(n, Status.ERROR)) for n in names}

@@ -258,3 +258,87 @@ def test_unknown_node_is_evaluated_against_empty_features(impl: Implementation) 
     result = evaluate(spec, FeatureTable.from_features([]), ["ghost"], implementation=impl)
     assert result.known.tolist() == [False]
     assert result.status.tolist() == [[int(N), int(N), int(M)]]
+
+
+# -- several nodes at once: each node's answer is its own ----------------------------------------
+def test_match_any_on_several_nodes_each_by_its_own_element(impl: Implementation) -> None:
+    """Node a is matched by the first element only, b by the second only, c by neither."""
+    nodes = [
+        node("a", flags={"f.x": ["one"]}),
+        node("b", flags={"f.x": ["two"]}),
+        node("c", flags={"f.x": []}),
+    ]
+    rule = R(any_of=[[T("f.x", {"one": X("Exists")})], [T("f.x", {"two": X("Exists")})]])
+    result = evaluate(S([rule]), FeatureTable.from_features(nodes), ["a", "b", "c"], implementation=impl)
+    assert result.status[:, 0].tolist() == [int(M), int(M), int(N)]
+
+
+def test_an_error_of_any_expression_on_an_instance_surfaces(impl: Implementation) -> None:
+    """The first of two expressions errors on node a's instance, the second on node b's: both nodes
+    are errors; node c's instance errs on neither."""
+    nodes = [
+        node("a", instances={"f.x": [{"n": "x", "v": "1"}]}),
+        node("b", instances={"f.x": [{"n": "5", "v": "y"}]}),
+        node("c", instances={"f.x": [{"n": "5", "v": "1"}]}),
+    ]
+    term = T("f.x", {"n": X("Gt", "1"), "v": X("Lt", "9")})
+    result = evaluate(S([R(term)]), FeatureTable.from_features(nodes), ["a", "b", "c"], implementation=impl)
+    assert result.status[:, 0].tolist() == [int(E), int(E), int(M)]
+
+
+def test_an_error_of_any_expression_on_flags_and_attributes_surfaces(impl: Implementation) -> None:
+    nodes = [
+        node("a", attrs={"f.x": {"n": "x", "v": "1"}}),
+        node("b", attrs={"f.x": {"n": "5", "v": "y"}}),
+        node("c", attrs={"f.x": {"n": "5", "v": "1"}}),
+        node("d", flags={"f.x": ["n", "v"]}),
+    ]
+    term = T("f.x", {"n": X("Gt", "1"), "v": X("Lt", "9")})
+    result = evaluate(
+        S([R(term)]), FeatureTable.from_features(nodes), ["a", "b", "c", "d"], implementation=impl
+    )
+    assert result.status[:, 0].tolist() == [int(E), int(E), int(M), int(N)]
+
+
+def test_errors_of_every_term_and_rule_surface_on_their_own_nodes(impl: Implementation) -> None:
+    """Node a errs in the first term of the first rule, b in the second term, c in the second rule."""
+    nodes = [
+        node("a", attrs={"f.x": {"k": "x"}, "f.y": {"k": "5"}, "f.z": {"k": "5"}}),
+        node("b", attrs={"f.x": {"k": "5"}, "f.y": {"k": "x"}, "f.z": {"k": "5"}}),
+        node("c", attrs={"f.x": {"k": "5"}, "f.y": {"k": "5"}, "f.z": {"k": "x"}}),
+        node("d", attrs={"f.x": {"k": "5"}, "f.y": {"k": "5"}, "f.z": {"k": "5"}}),
+    ]
+    gt = {"k": X("Gt", "1")}
+    spec = S([R(T("f.x", gt), T("f.y", gt), name="r1"), R(T("f.z", gt), name="r2")])
+    result = evaluate(spec, FeatureTable.from_features(nodes), ["a", "b", "c", "d"], implementation=impl)
+    assert result.status[:, 0].tolist() == [int(E), int(E), int(E), int(M)]
+    assert [result.errors.get((i, 0), "") for i in range(4)] == [
+        "rule 'r1': not a number 'x'",
+        "rule 'r1': not a number 'x'",
+        "rule 'r2': not a number 'x'",
+        "",
+    ]
+
+
+def test_match_name_errors_surface_per_term(impl: Implementation) -> None:
+    """Two terms, each with a matchName that errs on a different node."""
+    nodes = [
+        node("a", flags={"f.x": ["x"], "f.y": ["5"]}),
+        node("b", flags={"f.x": ["5"], "f.y": ["x"]}),
+        node("c", flags={"f.x": ["5"], "f.y": ["5"]}),
+    ]
+    spec = S([R(T("f.x", name=X("Gt", "1")), T("f.y", name=X("Gt", "1")))])
+    result = evaluate(spec, FeatureTable.from_features(nodes), ["a", "b", "c"], implementation=impl)
+    assert result.status[:, 0].tolist() == [int(E), int(E), int(M)]
+
+
+def test_an_error_in_an_earlier_match_any_element_surfaces(impl: Implementation) -> None:
+    nf = node(attrs={"f.x": {"k": "x"}}, flags={"f.y": ["a"]})
+    rule = R(any_of=[[T("f.x", {"k": BROKEN})], [T("f.y", {"a": X("Exists")})]])
+    assert verdict(impl, rule, nf) == E
+
+
+def test_an_error_in_match_any_surfaces_when_match_features_is_fine(impl: Implementation) -> None:
+    nf = node(attrs={"f.x": {"k": "x"}}, flags={"f.y": ["a"]})
+    rule = R(T("f.y", {"a": X("Exists")}), any_of=[[T("f.x", {"k": BROKEN})]])
+    assert verdict(impl, rule, nf) == E
