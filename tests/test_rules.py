@@ -342,3 +342,14 @@ def test_an_error_in_match_any_surfaces_when_match_features_is_fine(impl: Implem
     nf = node(attrs={"f.x": {"k": "x"}}, flags={"f.y": ["a"]})
     rule = R(T("f.y", {"a": X("Exists")}), any_of=[[T("f.x", {"k": BROKEN})]])
     assert verdict(impl, rule, nf) == E
+
+
+def test_a_feature_with_zero_instances_evaluates_no_expression(impl: Implementation) -> None:
+    """No flag set, no attribute set, no instance: nothing is evaluated, so even an expression that
+    errs wherever it is evaluated does not; the term is false."""
+    nf = node(instances={"f.x": []})
+    assert verdict(impl, T("f.x", {"k": X("DoesNotExist", "x")}), nf) == N
+    assert verdict(impl, T("f.x", {"k": BROKEN}), nf) == N
+    assert verdict(impl, T("f.x", {"k": X("Bogus")}), nf) == N
+    assert verdict(impl, T("f.x", {}), nf) == N
+    assert verdict(impl, T("f.x"), nf) == M
