@@ -5,6 +5,7 @@ Each case runs against both implementations.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from extender.match.evaluate import Implementation, evaluate
@@ -353,3 +354,36 @@ def test_a_feature_with_zero_instances_evaluates_no_expression(impl: Implementat
     assert verdict(impl, T("f.x", {"k": X("Bogus")}), nf) == N
     assert verdict(impl, T("f.x", {}), nf) == N
     assert verdict(impl, T("f.x"), nf) == M
+
+
+def test_vars_of_several_rules_land_on_their_own_nodes(impl: Implementation) -> None:
+    """Rule r1 feeds k=a on node a only, r2 feeds k=b on node b only; node c gets no var and keeps its
+    own rule.matched attribute; r3 and r4 read the back-reference on every node."""
+    nodes = [
+        node("a", flags={"f.x": ["one"]}),
+        node("b", flags={"f.x": ["two"]}),
+        node("c", flags={"f.x": []}, attrs={"rule.matched": {"k": "own"}}),
+        node("d", flags={"f.x": []}),
+    ]
+    r1 = R(T("f.x", {"one": X("Exists")}), vars={"k": "a"}, name="r1")
+    r2 = R(T("f.x", {"two": X("Exists")}), vars={"k": "b"}, name="r2")
+    spec = S(
+        [r1, r2],
+        [R(T("rule.matched", {"k": X("In", "a", "own")}), name="r3")],
+        [R(T("rule.matched", {"k": X("Exists")}), name="r4")],
+    )
+    result = evaluate(spec, FeatureTable.from_features(nodes), ["a", "b", "c", "d"], implementation=impl)
+    assert result.status.tolist() == [
+        [int(N), int(M), int(M)],
+        [int(N), int(N), int(M)],
+        [int(N), int(M), int(M)],
+        [int(N), int(N), int(N)],
+    ]
+
+
+def test_the_status_matrix_is_one_byte_per_node_and_set(impl: Implementation) -> None:
+    """It is cached per spec and table generation: int8, not a wider type."""
+    result = evaluate(
+        S([R(T("f.x"))], []), FeatureTable.from_features([node(flags={"f.x": []})]), implementation=impl
+    )
+    assert result.status.dtype == np.int8 and result.status.tolist() == [[int(M), int(M)]]
