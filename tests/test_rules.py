@@ -365,19 +365,20 @@ def test_vars_of_several_rules_land_on_their_own_nodes(impl: Implementation) -> 
         node("c", flags={"f.x": []}, attrs={"rule.matched": {"k": "own"}}),
         node("d", flags={"f.x": []}),
     ]
-    r1 = R(T("f.x", {"one": X("Exists")}), vars={"k": "a"}, name="r1")
-    r2 = R(T("f.x", {"two": X("Exists")}), vars={"k": "b"}, name="r2")
+    r1 = R(T("f.x", {"one": X("Exists")}), vars={"k": "a", "v": "a"}, name="r1")
+    r2 = R(T("f.x", {"two": X("Exists")}), vars={"k": "b", "v": "b"}, name="r2")
     spec = S(
         [r1, r2],
         [R(T("rule.matched", {"k": X("In", "a", "own")}), name="r3")],
         [R(T("rule.matched", {"k": X("Exists")}), name="r4")],
+        [R(T("rule.matched", {"v": X("Exists")}), name="r5")],  # no node has its own "v"
     )
     result = evaluate(spec, FeatureTable.from_features(nodes), ["a", "b", "c", "d"], implementation=impl)
     assert result.status.tolist() == [
-        [int(N), int(M), int(M)],
-        [int(N), int(N), int(M)],
-        [int(N), int(M), int(M)],
-        [int(N), int(N), int(N)],
+        [int(N), int(M), int(M), int(M)],
+        [int(N), int(N), int(M), int(M)],
+        [int(N), int(M), int(M), int(N)],
+        [int(N), int(N), int(N), int(N)],
     ]
 
 
