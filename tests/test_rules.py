@@ -388,3 +388,24 @@ def test_the_status_matrix_is_one_byte_per_node_and_set(impl: Implementation) ->
         S([R(T("f.x"))], []), FeatureTable.from_features([node(flags={"f.x": []})]), implementation=impl
     )
     assert result.status.dtype == np.int8 and result.status.tolist() == [[int(M), int(M)]]
+
+
+def test_expressions_after_a_failed_does_not_exist_are_still_evaluated(impl: Implementation) -> None:
+    """A failing DoesNotExist does not end the term's evaluation: a later broken expression errs, on
+    flags and on attributes alike."""
+    term = T("f.x", {"a": X("DoesNotExist"), "b": X("Bogus")})
+    assert verdict(impl, term, node(flags={"f.x": ["a"]})) == E
+    assert verdict(impl, term, node(attrs={"f.x": {"a": "1"}})) == E
+    assert (
+        verdict(
+            impl, T("f.x", {"a": X("DoesNotExist"), "b": BROKEN}), node(attrs={"f.x": {"a": "1", "b": "2"}})
+        )
+        == E
+    )
+
+
+def test_match_any_sees_vars_of_earlier_rules(impl: Implementation) -> None:
+    nf = node(flags={"f.x": ["one"]})
+    r1 = R(T("f.x", {"one": X("Exists")}), vars={"k": "v"}, name="r1")
+    r2 = R(any_of=[[T("rule.matched", {"k": X("In", "v")})]], name="r2")
+    assert statuses(impl, S([r1, r2]), nf) == [M]
