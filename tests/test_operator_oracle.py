@@ -577,3 +577,16 @@ def test_match_name_errors_on_any_name_of_a_node(impl: Implementation) -> None:
     )
     numeric = {"numbers-5": Status.MATCHED, "numbers-0": Status.NOT_MATCHED, "empty": Status.NOT_MATCHED}
     assert got == {n: int(numeric.get(n, Status.ERROR)) for n in names}
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_a_broken_pattern_writes_nothing_to_the_process_output(
+    impl: Implementation, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A spec full of broken patterns is an error in the result, never a line on stderr per pattern
+    (RE2 logs compile errors unless told not to; a hostile spec must not flood the extender's logs)."""
+    patterns = ["(", "[", "a{2,1}", "(?P<x", "\\"]
+    term = T("f.x", {"k": X("InRegexp", *patterns)})
+    assert verdict(impl, term, node(attrs={"f.x": {"k": "a"}})) == Status.ERROR
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")

@@ -21,9 +21,10 @@ UINT64_MAX = (1 << 64) - 1
 # strconv.Atoi: optional sign, then ASCII digits only (no spaces, '_', unicode digits, empty).
 _ATOI = re.compile(r"[+-]?[0-9]+", re.ASCII)
 
-# Masterminds semver v3 "loose" pattern used by coerceNewVersion (anchored at both ends).
+# Masterminds semver v3 "loose" pattern used by coerceNewVersion (anchored at both ends). Minor and
+# patch are captured without their dot (the groups keep their numbers).
 _LOOSE_SEMVER = re.compile(
-    r"v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?"
+    r"v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?"
     r"(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?"
     r"(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?",
     re.ASCII,
@@ -36,18 +37,16 @@ def parse_go_int(text: str) -> int | None:
     """``strconv.Atoi`` on a 64-bit platform: the integer, or ``None`` where Go returns an error."""
     if _ATOI.fullmatch(text) is None:
         return None
-    value = int(text, 10)
+    value = int(text)  # ASCII digits with an optional sign: int() reads exactly that, in base 10
     if value < INT64_MIN or value > INT64_MAX:
         return None
     return value
 
 
 def _prerelease_ok(pre: str) -> bool:
-    # validatePrerelease: identifiers non-empty; a purely numeric one must not start with '0'
-    # (unless it is "0"); the loose pattern already restricted the alphabet.
+    # validatePrerelease: a purely numeric identifier must not start with '0' (unless it is "0"); the
+    # loose pattern already made the identifiers non-empty and restricted their alphabet.
     for ident in pre.split("."):
-        if not ident:
-            return False
         if ident.isascii() and ident.isdigit() and len(ident) > 1 and ident[0] == "0":
             return False
     return True
@@ -65,7 +64,7 @@ def parse_version(text: str) -> Version | None:
         if not group:
             parts.append(0)
             continue
-        n = int(group.lstrip("."), 10)
+        n = int(group)
         if n > UINT64_MAX:
             return None
         parts.append(n)
