@@ -50,10 +50,6 @@ class FileResult:
     def killed(self) -> int:
         return self.counts["killed"] + self.counts["timeout"] + self.counts["caught by type check"]
 
-    @property
-    def score(self) -> float | None:
-        return self.killed / self.checked if self.checked else None
-
 
 def read_results(mutants: Path) -> list[FileResult]:
     out = []
@@ -109,7 +105,7 @@ def render(results: list[FileResult], reasons: dict[str, str], diffs: dict[str, 
         total = sum(sum(r.counts.values()) for r in rs)
         checked = sum(r.checked for r in rs)
         killed = sum(r.killed for r in rs)
-        survived = sum(r.counts["survived"] + r.counts["no tests"] + r.counts["suspicious"] for r in rs)
+        survived = sum(len(r.survivors) for r in rs)
         eq = sum(equivalent(r) for r in rs)
         score = killed / checked if checked else None
         adjusted = killed / (checked - eq) if checked - eq > 0 else None

@@ -310,10 +310,11 @@ def _nodes_for(case: Case) -> list[tuple[str, NodeFeatures]]:
     ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: plain_id(str(c)))
+@pytest.mark.parametrize("case", [c for c in CASES if c.element is not None], ids=lambda c: plain_id(str(c)))
 def test_the_table_holds_for_the_oracle(case: Case) -> None:
-    if case.element is not None:
-        assert oracle.evaluate(case.op, case.values, case.type, case.element) == case.expected
+    """The oracle answers for one element; rows about a missing feature are the matchers' alone."""
+    assert case.element is not None
+    assert oracle.evaluate(case.op, case.values, case.type, case.element) == case.expected
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
