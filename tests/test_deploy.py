@@ -19,7 +19,6 @@ itself:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import copy
 import functools
 import os
@@ -36,17 +35,17 @@ import yaml
 from aiohttp.test_utils import TestServer
 
 from extender import cli
-from extender.cli import serve
 from extender.config import Config, load_config, to_dict
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from extender.sources.prefetch import PODS_PATH
 from tests import dockerfile
 from tests.dockerfile import ROOT
 from tests.kube_apiserver import FakeApiServer
+from tests.serving import serving_config
 from tests.test_dockerfile import SCRIPT_NAME, VERSION, tool
 from tests.test_kube_serve import kubeconfig
 from tests.test_kube_source import node, nodefeature
-from tests.waiting import SAFETY_SECONDS, finishes, until
+from tests.waiting import until
 
 Doc = dict[str, Any]
 
@@ -493,14 +492,7 @@ async def test_the_deployed_config_served(tmp_path: Path) -> None:
         deployed = load_config(tmp_path / "deployed.yaml")
         changed = {k for k, v in to_dict(config).items() if v != to_dict(deployed)[k]}
         assert changed <= {"listen", "debug", "features"}
-        stop = asyncio.Event()
-        listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(serve(config, stop=stop, on_listening=listening.set_result))
-        try:
-            waiting: list[asyncio.Future[Any]] = [task, listening]
-            done, _ = await asyncio.wait(waiting, timeout=SAFETY_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-            assert listening in done, task.exception() if task.done() else "serve did not start listening"
-            main, debug = listening.result()
+        async with serving_config(config) as (main, debug):
             async with aiohttp.ClientSession() as session:
 
                 async def status(base: str, path: str) -> int:
@@ -530,9 +522,6 @@ async def test_the_deployed_config_served(tmp_path: Path) -> None:
             )
             for resource, verbs in _observed(server.requests).items():
                 assert verbs <= rights[resource], resource
-        finally:
-            stop.set()
-            await finishes(task, "serve stops after stop is set")
 
 
 # -- the second scheduler ----------------------------------------------------------------------------

@@ -3,7 +3,6 @@ debug listener, SIGTERM; and the CLI's exit codes."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
@@ -19,10 +18,11 @@ import orjson
 import pytest
 import yaml
 
-from extender.cli import main, serve
+from extender.cli import main
 from extender.config import load_config
+from tests.serving import serving_config
 from tests.test_file_sources import SPEC_A, nf, put
-from tests.waiting import SAFETY_SECONDS, finishes, until
+from tests.waiting import SAFETY_SECONDS, until
 
 
 def free_port() -> int:
@@ -75,16 +75,8 @@ class Running:
 async def running(tree: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
     extra = getattr(request, "param", {})
     config = load_config(write_config(tree, **extra))
-    stop = asyncio.Event()
-    listening: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(config, stop=stop, on_listening=listening.set_result))
-    waiting: list[asyncio.Future[Any]] = [task, listening]
-    done, _ = await asyncio.wait(waiting, timeout=SAFETY_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-    assert listening in done, task.exception() if task.done() else "serve did not start listening"
-    async with aiohttp.ClientSession() as session:
-        yield Running(listening.result(), session)
-    stop.set()
-    await finishes(task, "serve stops after stop is set")
+    async with serving_config(config) as urls, aiohttp.ClientSession() as session:
+        yield Running(urls, session)
 
 
 async def test_serves_from_files_and_reloads(running: Running, tree: Path) -> None:
