@@ -41,7 +41,7 @@ fuzz: $(STAMP)
 # Mutation testing of extender/match/ and extender/spec/ with mutmut (config: [tool.mutmut] in
 # pyproject.toml); not part of `test`. The property tests run derandomized at a twentieth of their examples
 # (COMPAT_FUZZ=quick), so a verdict does not depend on luck. All ~3,800 mutants take hours on 2 cores;
-# MUTANTS='extender.match.values.* extender.match.vector.*' runs a subset (~15 min per 500 mutants). Writes docs/mutation-report.md from the results,
+# MUTANTS='extender.values.* extender.match.vector.*' runs a subset (~15 min per 500 mutants). Writes docs/mutation-report.md from the results,
 # with the reasons in tests/equivalent_mutants.txt for the mutants no test can kill.
 MUTANTS ?=
 mutate: $(STAMP)

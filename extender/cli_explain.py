@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from extender.errors import CommandError
 from extender.report import failures, render_table
 
 DEFAULT_URL = "http://127.0.0.1:8888"
@@ -40,10 +41,6 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--json", action="store_true", help="print the extender's JSON answer as is")
 
 
-class _Failed(Exception):
-    pass
-
-
 def _get(url: str, timeout: float) -> tuple[int, Any]:
     """GET a JSON answer; 4xx/5xx answers are returned too (their body says why)."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
@@ -54,18 +51,18 @@ def _get(url: str, timeout: float) -> tuple[int, Any]:
         status, body = exc.code, exc.read(MAX_ANSWER_BYTES + 1)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise _Failed(f"cannot reach the extender at {url}: {reason}") from None
+        raise CommandError(f"cannot reach the extender at {url}: {reason}") from None
     if len(body) > MAX_ANSWER_BYTES:
-        raise _Failed(f"{url}: answer larger than {MAX_ANSWER_BYTES} bytes")
+        raise CommandError(f"{url}: answer larger than {MAX_ANSWER_BYTES} bytes")
     try:
         return status, orjson.loads(body)
     except orjson.JSONDecodeError:
         if status == 404:  # aiohttp's plain "404: Not Found": no such route
-            raise _Failed(
+            raise CommandError(
                 f"{url}: 404, no such endpoint (are the debug endpoints on? debug.enabled)"
             ) from None
         text = body[:200].decode("utf-8", "replace").strip()
-        raise _Failed(f"{url}: HTTP {status}, not JSON: {text!r}") from None
+        raise CommandError(f"{url}: HTTP {status}, not JSON: {text!r}") from None
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -81,7 +78,7 @@ def explain_command(args: argparse.Namespace) -> int:
     url = _url(args)
     try:
         status, doc = _get(url, args.timeout)
-    except _Failed as exc:
+    except CommandError as exc:
         print(f"compat-extender: {exc}", file=sys.stderr)
         return 2
     message = doc.get("error") if isinstance(doc, dict) else None

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from extender.cli_registry import registry_config
-from extender.errors import ExtenderError
+from extender.errors import CommandError, ExtenderError
 from extender.features.nodefeature import (
     API_VERSION,
     NODE_NAME_LABEL,
@@ -90,10 +90,6 @@ def _host_prefix(p: argparse.ArgumentParser) -> None:
     )
 
 
-class _Error(Exception):
-    pass
-
-
 def _host_paths(prefix: str | None) -> HostPaths:
     return HostPaths.detect() if prefix is None else HostPaths.with_prefix(prefix)
 
@@ -118,13 +114,13 @@ def _spec(args: argparse.Namespace) -> Spec | None:
         try:
             return parse_spec(args.spec.read_bytes())
         except OSError as exc:
-            raise _Error(f"{args.spec}: cannot read: {exc.strerror or exc}") from None
+            raise CommandError(f"{args.spec}: cannot read: {exc.strerror or exc}") from None
         except ExtenderError as exc:
-            raise _Error(f"{args.spec}: invalid spec: {exc}") from None
+            raise CommandError(f"{args.spec}: invalid spec: {exc}") from None
     try:
         return asyncio.run(_registry_spec(args))
     except ExtenderError as exc:
-        raise _Error(f"{args.image}: spec lookup failed: {exc}") from None
+        raise CommandError(f"{args.image}: spec lookup failed: {exc}") from None
 
 
 def features_from_file(path: Path, node: str | None) -> NodeFeatures:
@@ -133,28 +129,30 @@ def features_from_file(path: Path, node: str | None) -> NodeFeatures:
     try:
         docs = load_file(path)
     except OSError as exc:
-        raise _Error(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except ExtenderError as exc:
-        raise _Error(str(exc)) from None
+        raise CommandError(str(exc)) from None
     docs = [d for d in docs if d is not None]
     if len(docs) == 1 and isinstance(docs[0], dict) and "kind" not in docs[0]:
         try:
             return features_from_dict(node or "", docs[0])
         except ExtenderError as exc:
-            raise _Error(f"{path}: {exc}") from None
+            raise CommandError(f"{path}: {exc}") from None
     objects = [obj for d, doc in enumerate(docs) for _, obj in objects_in(doc, f"document {d}")]
     try:
         by_node = node_features_from_objects(objects)
     except ExtenderError as exc:
-        raise _Error(f"{path}: {exc}") from None
+        raise CommandError(f"{path}: {exc}") from None
     if not by_node:
-        raise _Error(f"{path}: no NodeFeature object in the file")
+        raise CommandError(f"{path}: no NodeFeature object in the file")
     if node is not None:
         if node not in by_node:
-            raise _Error(f"{path}: no NodeFeature for node {node!r} (found: {', '.join(sorted(by_node))})")
+            raise CommandError(
+                f"{path}: no NodeFeature for node {node!r} (found: {', '.join(sorted(by_node))})"
+            )
         return by_node[node]
     if len(by_node) > 1:
-        raise _Error(f"{path}: NodeFeatures for {len(by_node)} nodes; choose one with --node")
+        raise CommandError(f"{path}: NodeFeatures for {len(by_node)} nodes; choose one with --node")
     return next(iter(by_node.values()))
 
 
@@ -170,7 +168,7 @@ def validate_node_command(args: argparse.Namespace) -> int:
             found = discover(paths)
             features, problems = found.features, list(found.problems)
             origin = {"host": {k: str(v) for k, v in paths.roots().items()}}
-    except _Error as exc:
+    except CommandError as exc:
         print(f"compat-extender: {exc}", file=sys.stderr)
         return 2
     subject = {"image": args.image} if args.image else {"specFile": str(args.spec)}

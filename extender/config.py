@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from extender.errors import ConfigError, ExtenderError, FileLoadError
-from extender.sources.registry.manifests import parse_platform_spec
+from extender.platforms import parse_platform_spec
 from extender.spec.yamlgo import SpecLimits
 from extender.yamlfile import load_file
 

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from extender.errors import PodError
 from extender.features.nodefeature import NodeFeatures
 from extender.match.evaluate import slot_verdicts
 from extender.match.explain import explain
@@ -47,10 +48,6 @@ _SHORT_REASON = "no compatibility set matched (see /debug/explain)"
 
 MissingFeatures = Literal["fail", "pass"]
 FailurePolicy = Literal["Fail", "Ignore"]
-
-
-class PodError(ValueError):
-    """The Pod object is not shaped like a v1.Pod where this module needs to read it."""
 
 
 @dataclass(frozen=True, slots=True)

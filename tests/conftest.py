@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from extender.match import values
+from extender import values
 from tests.distribution import Distribution, run_distribution
 from tests.fuzz import quick
 from tests.helpers import plain_id

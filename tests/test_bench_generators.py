@@ -34,14 +34,8 @@ from benchmarks.specgen import (
     spec_bytes,
     spec_document,
 )
-from extender import (
-    NodeFeatureError,
-    Status,
-    evaluate,
-    parse_nodefeature,
-    parse_spec,
-    table_from_nodefeatures,
-)
+from extender import Status, evaluate, parse_nodefeature, parse_spec, table_from_nodefeatures
+from extender.errors import NodeFeatureError
 from extender.features.nodefeature import NODE_NAME_LABEL
 from extender.http.wire import decode_args
 from extender.match.table import FeatureTable

@@ -10,12 +10,12 @@ from extender.decide import (
     FAILURE_POLICY_ANNOTATION,
     TAGS_ANNOTATION,
     ImageSpec,
-    PodError,
     decide,
     pod_failure_policy,
     pod_images,
     pod_tags,
 )
+from extender.errors import PodError
 from extender.match.table import FeatureTable
 from extender.spec.model import CompatibilitySet
 from tests.helpers import R, S, T, X, node

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import yaml
 
-from extender.sources.base import SpecLookupError
+from extender.errors import SpecLookupError
 from extender.sources.files import FileFeatures, FileSpecs, poll
 from extender.sources.specs import SharedLookups, SingleFlight
 from extender.spec.model import Spec

@@ -16,8 +16,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from kubernetes_asyncio import client as k8s
 
-from extender.sources.base import SpecLookupError
-from extender.sources.kube import Backoff, KubeError, KubeTransport, ListResult, WatchEvent
+from extender.errors import KubeError, SpecLookupError
+from extender.sources.kube import Backoff, KubeTransport, ListResult, WatchEvent
 from extender.sources.kubeclient import ApiClientTransport
 from extender.sources.prefetch import PODS_PATH, Prefetcher, pod_selector
 from extender.spec.model import Spec

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from extender.sources.registry.reference import ImageRef, ImageReferenceError, normalise, parse_reference
+from extender.errors import ImageReferenceError
+from extender.sources.registry.reference import ImageRef, normalise, parse_reference
 
 H = "a" * 64
 D = f"sha256:{H}"

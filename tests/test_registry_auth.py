@@ -11,12 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from extender.errors import ExtenderError, RegistryError
+from extender.errors import ExtenderError, RegistryAuthError, RegistryError
 from extender.sources.registry.auth import (
     BearerToken,
     Challenge,
     Credentials,
-    RegistryAuthError,
     TokenCache,
     basic_authorization,
     choose_challenge,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from extender.sources.base import SpecLookupError
+from extender.errors import SpecLookupError
 from extender.sources.registry.auth import Credentials
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.lookup import CacheSettings, RegistrySpecs

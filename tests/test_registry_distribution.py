@@ -10,14 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from extender.errors import SpecError
-from extender.sources.base import SpecLookupError
+from extender.errors import (
+    RegistryAuthError,
+    RegistryNotAllowedError,
+    RegistryStatusError,
+    SpecError,
+    SpecLookupError,
+)
+from extender.platforms import Platform
 from extender.sources.registry import attach as attach_module
 from extender.sources.registry.attach import attach
-from extender.sources.registry.auth import Credentials, RegistryAuthError
-from extender.sources.registry.client import RegistryClient, RegistryNotAllowedError, RegistryStatusError
+from extender.sources.registry.auth import Credentials
+from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
-from extender.sources.registry.manifests import OCI_MANIFEST, Descriptor, Platform, digest_of, referrers_tag
+from extender.sources.registry.manifests import OCI_MANIFEST, Descriptor, digest_of, referrers_tag
 from extender.sources.registry.reference import parse_reference
 from extender.sources.registry.transport import AiohttpTransport
 from extender.spec.model import ARTIFACT_TYPE

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from extender.errors import RegistryError
+from extender.errors import DigestMismatchError, ManifestError, PlatformError, RegistryError
+from extender.platforms import Platform, normalise_platform, parse_platform_spec
 from extender.sources.registry.manifests import (
     ANNOTATION_CREATED,
     DOCKER_MANIFEST,
@@ -25,15 +26,11 @@ from extender.sources.registry.manifests import (
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
-    DigestMismatchError,
     ImageIndex,
     ImageManifest,
-    ManifestError,
-    Platform,
     decode_json,
     digest_of,
     filters_applied,
-    normalise_platform,
     order_referrers,
     parse_descriptor,
     parse_digest,
@@ -41,7 +38,6 @@ from extender.sources.registry.manifests import (
     parse_image_manifest,
     parse_manifest,
     parse_platform,
-    parse_platform_spec,
     parse_rfc3339,
     referrers_tag,
     select_artifact,
@@ -648,7 +644,7 @@ def test_normalise_and_parse_platform_spec() -> None:
     assert parse_platform_spec("linux/arm64/v8") == Platform("linux", "arm64", "v8")
     assert parse_platform_spec(" linux/amd64 ") == Platform("linux", "amd64")
     for bad in ("linux", "linux/", "/amd64", "a/b/c/d", ""):
-        with pytest.raises(ManifestError, match="os/arch"):
+        with pytest.raises(PlatformError, match="os/arch"):
             parse_platform_spec(bad)
 
 

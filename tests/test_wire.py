@@ -7,13 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from extender.http.wire import (
-    WireError,
-    decode_args,
-    encode_filter_error,
-    encode_filter_result,
-    encode_priorities,
-)
+from extender.errors import WireError
+from extender.http.wire import decode_args, encode_filter_error, encode_filter_result, encode_priorities
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 

@@ -17,15 +17,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from extender.decide import (
-    NO_FEATURES_REASON,
-    Decision,
-    PodError,
-    decide,
-    pod_failure_policy,
-    pod_images,
-    pod_tags,
-)
+from extender.decide import NO_FEATURES_REASON, Decision, decide, pod_failure_policy, pod_images, pod_tags
+from extender.errors import ImageLookupError, PodError, WireError
 from extender.http import debug
 from extender.http.context import (
     FEATURES,
@@ -35,13 +28,11 @@ from extender.http.context import (
     SOURCES,
     SPECS,
     AppSettings,
-    LookupFailed,
     lookup_specs,
     read_body,
 )
 from extender.http.wire import (
     ExtenderArgs,
-    WireError,
     decode_args,
     encode_filter_error,
     encode_filter_result,
@@ -99,7 +90,7 @@ def _verb(
             args, decision = await _decide(request, verb)
         except (WireError, PodError) as exc:
             return web.json_response({"Error": str(exc)}, status=400)
-        except LookupFailed as exc:
+        except ImageLookupError as exc:
             return lookup_failed(str(exc))
         return answer(args, decision)
 

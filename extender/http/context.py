@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from extender.decide import FailurePolicy, ImageSpec, MissingFeatures
+from extender.errors import ImageLookupError, SpecLookupError
 from extender.metrics import Metrics, WatchedSource
-from extender.sources.base import FeatureSource, SpecLookupError, SpecSource
+from extender.sources.base import FeatureSource, SpecSource
 
 JSON = "application/json"
 
@@ -38,12 +39,6 @@ METRICS = web.AppKey("metrics", Metrics)
 SOURCES = web.AppKey("sources", Sequence[tuple[str, WatchedSource]])
 
 
-class LookupFailed(Exception):
-    def __init__(self, image: str, message: str) -> None:
-        self.image = image
-        super().__init__(f"spec lookup failed for image {image}: {message}")
-
-
 def too_large(limit: int, actual: int) -> web.HTTPRequestEntityTooLarge:
     return web.HTTPRequestEntityTooLarge(
         max_size=limit, actual_size=actual, text=f"request body over the {limit}-byte limit (maxBodyBytes)"
@@ -65,7 +60,7 @@ async def read_body(request: web.Request) -> bytes:
 async def lookup_specs(
     app: web.Application, images: Sequence[str], policy: FailurePolicy
 ) -> tuple[list[ImageSpec], dict[str, str]]:
-    """Specs of ``images`` looked up concurrently. A failed lookup raises :class:`LookupFailed`
+    """Specs of ``images`` looked up concurrently. A failed lookup raises :class:`ImageLookupError`
     under policy ``Fail``; under ``Ignore`` the image counts as having no spec and the failure is
     returned in the second element (image -> why) for the caller to report."""
     source = app[SPECS]
@@ -76,7 +71,7 @@ async def lookup_specs(
         if isinstance(res, SpecLookupError):
             app[METRICS].lookup_errors.labels(policy).inc()
             if policy == "Fail":
-                raise LookupFailed(image, str(res))
+                raise ImageLookupError(image, str(res))
             ignored[image] = str(res)
             continue
         if isinstance(res, BaseException):

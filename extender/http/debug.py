@@ -23,41 +23,23 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from extender.decide import (
-    Decision,
-    ImageSpec,
+from extender.decide import Decision, ImageSpec, decide, parse_tags, pod_failure_policy, pod_images, pod_tags
+from extender.errors import (
+    BadRequestError,
+    ExtenderError,
+    ImageLookupError,
     PodError,
-    decide,
-    parse_tags,
-    pod_failure_policy,
-    pod_images,
-    pod_tags,
+    SpecLookupError,
+    WireError,
 )
-from extender.errors import ExtenderError
 from extender.features.nodefeature import NodeFeatures, ParsedNodeFeature, merge_features, parse_nodefeature
-from extender.http.context import (
-    FEATURES,
-    METRICS,
-    SETTINGS,
-    SOURCES,
-    SPECS,
-    LookupFailed,
-    lookup_specs,
-    read_body,
-)
-from extender.http.wire import WireError, decode_args
+from extender.http.context import FEATURES, METRICS, SETTINGS, SOURCES, SPECS, lookup_specs, read_body
+from extender.http.wire import decode_args
 from extender.match.explain import Explanation, explain
 from extender.match.table import FeatureTable
-from extender.sources.base import SpecLookupError
 from extender.spec.model import Spec
 
 MAX_WHATIF_IMAGES = 100
-
-
-class _BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _error(message: str, status: int) -> web.Response:
@@ -155,12 +137,12 @@ def _pod_and_nodes(body: bytes) -> tuple[Mapping[str, Any], list[str] | None]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _BadRequest(f"body is not valid JSON: {exc}") from None
+        raise BadRequestError(f"body is not valid JSON: {exc}") from None
     if isinstance(doc, dict) and "Pod" in doc:
         args = decode_args(body)
         return args.pod, list(args.node_names)
     if not isinstance(doc, dict):
-        raise _BadRequest("body: expected a v1.Pod object (or an ExtenderArgs with 'Pod')")
+        raise BadRequestError("body: expected a v1.Pod object (or an ExtenderArgs with 'Pod')")
     return doc, None
 
 
@@ -173,9 +155,9 @@ async def explain_pod(request: web.Request) -> web.Response:
         specs, ignored = await lookup_specs(
             request.app, images, pod_failure_policy(pod, settings.failure_policy)
         )
-    except (_BadRequest, WireError, PodError) as exc:
+    except (BadRequestError, WireError, PodError) as exc:
         return _error(str(exc), 400)
-    except LookupFailed as exc:
+    except ImageLookupError as exc:
         return _error(f"{exc} (failure policy Fail: the filter answers Error and the scheduler retries)", 502)
     table = request.app[FEATURES].table
     names, total = _nodes_for(request, table, given)
@@ -240,17 +222,17 @@ def _whatif_node(raw: Any) -> NodeFeatures:
     """One NodeFeature object, or a list of them for the same node (merged like nfd-master)."""
     objs = raw if isinstance(raw, list) else [raw]
     if not objs:
-        raise _BadRequest("nodeFeature: expected a NodeFeature object or a non-empty list of them")
+        raise BadRequestError("nodeFeature: expected a NodeFeature object or a non-empty list of them")
     parsed: list[ParsedNodeFeature] = []
     for i, obj in enumerate(objs):
         try:
             parsed.append(parse_nodefeature(obj))
         except ExtenderError as exc:
             where = f"nodeFeature[{i}]" if isinstance(raw, list) else "nodeFeature"
-            raise _BadRequest(f"{where}: {exc}") from None
+            raise BadRequestError(f"{where}: {exc}") from None
     nodes = {p.node for p in parsed}
     if len(nodes) != 1:
-        raise _BadRequest(f"nodeFeature: the objects name several nodes: {', '.join(sorted(nodes))}")
+        raise BadRequestError(f"nodeFeature: the objects name several nodes: {', '.join(sorted(nodes))}")
     return merge_features(parsed, parsed[0].node)
 
 
@@ -258,22 +240,22 @@ def _whatif_request(body: bytes) -> tuple[NodeFeatures, list[str], frozenset[str
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _BadRequest(f"body is not valid JSON: {exc}") from None
+        raise BadRequestError(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise _BadRequest('body: expected {"nodeFeature": {...}, "images": ["..."], "tags": ["..."]}')
+        raise BadRequestError('body: expected {"nodeFeature": {...}, "images": ["..."], "tags": ["..."]}')
     if "nodeFeature" not in doc:
-        raise _BadRequest("nodeFeature: required (a NodeFeature object for the node to imagine)")
+        raise BadRequestError("nodeFeature: required (a NodeFeature object for the node to imagine)")
     nf = _whatif_node(doc["nodeFeature"])
     images = doc.get("images")
     if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
-        raise _BadRequest("images: expected a non-empty list of image references")
+        raise BadRequestError("images: expected a non-empty list of image references")
     if len(images) > MAX_WHATIF_IMAGES:
-        raise _BadRequest(f"images: at most {MAX_WHATIF_IMAGES} per request, got {len(images)}")
+        raise BadRequestError(f"images: at most {MAX_WHATIF_IMAGES} per request, got {len(images)}")
     raw_tags = doc.get("tags")
     if raw_tags is not None and (
         not isinstance(raw_tags, list) or not all(isinstance(t, str) for t in raw_tags)
     ):
-        raise _BadRequest("tags: expected a list of strings")
+        raise BadRequestError("tags: expected a list of strings")
     tags = frozenset(raw_tags) if raw_tags else None
     return nf, list(dict.fromkeys(images)), tags
 
@@ -289,7 +271,7 @@ def _best(account: Explanation) -> tuple[int | None, int]:
 async def whatif(request: web.Request) -> web.Response:
     try:
         nf, images, tags = _whatif_request(await read_body(request))
-    except _BadRequest as exc:
+    except BadRequestError as exc:
         return _error(str(exc), exc.status)
     source = request.app[SPECS]
     rows: list[dict[str, Any]] = []

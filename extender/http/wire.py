@@ -15,9 +15,7 @@ from typing import Any
 
 import orjson
 
-
-class WireError(ValueError):
-    """The request body is not a valid ExtenderArgs; the message says where."""
+from extender.errors import WireError
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from extender.errors import EvaluationError
 from extender.features.nodefeature import NodeFeatures
-from extender.match.reference import (
-    EvalFailure,
-    eval_expression,
-    eval_rule,
-    evaluate_node,
-    match_multi,
-    match_names,
-)
+from extender.match.reference import eval_expression, eval_rule, evaluate_node, match_multi, match_names
 from extender.match.result import Status
 from extender.spec.model import RULE_BACKREF_FEATURE, FeatureTerm, MatchExpression, Rule, Spec
 
@@ -200,7 +194,7 @@ def _quote(v: str) -> str:
 def _try(expr: MatchExpression, present: bool, value: str | None) -> tuple[str, str]:
     try:
         return (MATCHED if eval_expression(expr, present, value) else FAILED), ""
-    except EvalFailure as exc:
+    except EvaluationError as exc:
         return ERROR, str(exc)
 
 
@@ -297,7 +291,7 @@ def _explain_terms(
                         )
                     )
             acct.status = MATCHED if stale else FAILED
-        except EvalFailure as exc:
+        except EvaluationError as exc:
             acct.status, acct.error = ERROR, str(exc)
     return out
 
@@ -309,7 +303,7 @@ def _rule_account(
     try:
         matched, returns_vars = eval_rule(rule, nf, backref)
         status, error = (MATCHED if matched else FAILED), ""
-    except EvalFailure as exc:
+    except EvaluationError as exc:
         status, error = ERROR, str(exc)
     account = RuleAccount(
         name=rule.name,

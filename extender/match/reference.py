@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
+from extender.errors import EvaluationError
 from extender.features.nodefeature import NodeFeatures
 from extender.match.result import SetResult, Status
-from extender.match.values import compile_regexp, parse_go_int, parse_version, regexp_search
 from extender.spec.model import (
     KNOWN_OPS,
     NO_VALUE_OPS,
@@ -29,12 +29,9 @@ from extender.spec.model import (
     Rule,
     Spec,
 )
+from extender.values import compile_regexp, parse_go_int, parse_version, regexp_search
 
 T = TypeVar("T", int, tuple[int, int, int])
-
-
-class EvalFailure(Exception):
-    """NFD returned an error here. Internal: converted to Status.ERROR per set."""
 
 
 def _values(expr: MatchExpression) -> str:
@@ -45,17 +42,17 @@ def eval_expression(expr: MatchExpression, present: bool, value: str | None) -> 
     """One expression on one element (semantics §2). ``value`` is None for flags (no value)."""
     op, vals = expr.op, expr.value
     if op not in KNOWN_OPS:  # §2.1: always an error
-        raise EvalFailure(f"invalid Op {op!r}")
+        raise EvaluationError(f"invalid Op {op!r}")
     if op in NO_VALUE_OPS:  # §2.2
         if vals:
-            raise EvalFailure(
+            raise EvaluationError(
                 f"invalid expression, 'value' field must be empty for Op {op!r} (have {_values(expr)})"
             )
         return True if op == "" else (present if op == "Exists" else not present)
     if not present or value is None:  # §2.3: nothing else is checked
         return False
     if op in ("In", "NotIn", "InRegexp") and not vals:
-        raise EvalFailure(f"invalid expression, 'value' field must be non-empty for Op {op!r}")
+        raise EvaluationError(f"invalid expression, 'value' field must be non-empty for Op {op!r}")
     if op == "In":
         return value in vals
     if op == "NotIn":
@@ -63,48 +60,50 @@ def eval_expression(expr: MatchExpression, present: bool, value: str | None) -> 
     if op == "InRegexp":
         compiled = [compile_regexp(v) for v in vals]  # all compiled before any is tried
         if any(c is None for c in compiled):
-            raise EvalFailure(
+            raise EvaluationError(
                 f"invalid expression, 'value' field must only contain valid regexps for Op {op!r}"
             )
         return any(regexp_search(c, value) for c in compiled if c is not None)
     if op in ("IsTrue", "IsFalse"):
         if vals:
-            raise EvalFailure(
+            raise EvaluationError(
                 f"invalid expression, 'value' field must be empty for Op {op!r} (have {_values(expr)})"
             )
         return value == ("true" if op == "IsTrue" else "false")
     # Ordering ops: Gt Ge Lt Le (one value), GtLt GeLe (two values).
     want = 1 if op in ("Gt", "Ge", "Lt", "Le") else 2
     if len(vals) != want:
-        raise EvalFailure(
+        raise EvaluationError(
             f"invalid expression, 'value' field must contain exactly {want} element(s) for Op {op!r}"
         )
     if expr.value_type == TYPE_VERSION:
         x = parse_version(value)
         if x is None:
-            raise EvalFailure(f"not a version {value!r}")
+            raise EvaluationError(f"not a version {value!r}")
         bounds = []
         for v in vals:
             b = parse_version(v)
             if b is None:
-                raise EvalFailure(f"not a version {v!r} in {expr.render()}")
+                raise EvaluationError(f"not a version {v!r} in {expr.render()}")
             bounds.append(b)
         # No lower<upper check for versions: an inverted range is simply false.
     elif expr.value_type == TYPE_INTEGER:
         xi = parse_go_int(value)
         if xi is None:
-            raise EvalFailure(f"not a number {value!r}")
+            raise EvaluationError(f"not a number {value!r}")
         ibounds = []
         for v in vals:
             b2 = parse_go_int(v)
             if b2 is None:
-                raise EvalFailure(f"not a number {v!r} in {expr.render()}")
+                raise EvaluationError(f"not a number {v!r} in {expr.render()}")
             ibounds.append(b2)
         if want == 2 and ibounds[0] >= ibounds[1]:
-            raise EvalFailure(f"invalid expression, value[0] must be less than Value[1] for Op {op!r}")
+            raise EvaluationError(f"invalid expression, value[0] must be less than Value[1] for Op {op!r}")
         return _compare(op, xi, ibounds)
     else:
-        raise EvalFailure(f"invalid expression, 'type' field only accepts \"version\" value for Op {op!r}")
+        raise EvaluationError(
+            f"invalid expression, 'type' field only accepts \"version\" value for Op {op!r}"
+        )
     return _compare(op, x, bounds)
 
 
@@ -212,7 +211,7 @@ def evaluate_node(spec: Spec, nf: NodeFeatures, set_indexes: tuple[int, ...]) ->
         for rule in spec.compatibilities[idx].rules:
             try:
                 matched, returns_vars = eval_rule(rule, nf, backref)
-            except EvalFailure as exc:
+            except EvaluationError as exc:
                 matched, returns_vars = False, False
                 if not error:
                     error = f"rule {rule.name!r}: {exc}"

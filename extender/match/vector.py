@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from extender.match.reference import EvalFailure, eval_expression
+from extender.errors import EvaluationError
+from extender.match.reference import eval_expression
 from extender.match.table import BoolArray, Column, FeatureColumns, FeatureTable
 from extender.spec.model import RULE_BACKREF_FEATURE, FeatureTerm, MatchExpression, Rule, Spec
 
@@ -34,7 +35,7 @@ def _scalar(expr: MatchExpression, present: bool, value: str | None) -> tuple[bo
     """(result, error) of the reference's one-element evaluation."""
     try:
         return eval_expression(expr, present, value), False
-    except EvalFailure:
+    except EvaluationError:
         return False, True
 
 

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from extender.errors import ExtenderError
+from extender.errors import SpecLookupError
 from extender.match.table import FeatureTable
 from extender.spec.model import Spec
-
-
-class SpecLookupError(ExtenderError):
-    """A spec lookup failed (registry down, wrong digest, ...): *not* the same as "no spec"."""
 
 
 class FeatureSource(Protocol):

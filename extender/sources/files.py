@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from extender.errors import ExtenderError
+from extender.errors import ExtenderError, SpecLookupError
 from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, ParsedNodeFeature, parse_nodefeature
 from extender.features.objects import NodeFeatureObjects, ObjectKey
 from extender.match.table import FeatureTable
-from extender.sources.base import SpecLookupError
 from extender.sources.registry.reference import normalise
 from extender.spec.model import Spec
 from extender.spec.parse import SpecLimits, parse_spec

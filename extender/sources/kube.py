@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
-from extender.errors import ExtenderError
+from extender.errors import ExtenderError, KubeError, WatchExpiredError
 from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, ParsedNodeFeature, parse_nodefeature
 from extender.features.objects import NodeFeatureObjects
 from extender.match.table import FeatureTable
@@ -36,21 +36,6 @@ log = logging.getLogger(__name__)
 
 NODEFEATURES_PATH = "/apis/nfd.k8s-sigs.io/v1alpha1/nodefeatures"
 NODES_PATH = "/api/v1/nodes"
-
-
-class KubeError(ExtenderError):
-    """The API server answered with an error status (``code``) or the transport failed."""
-
-    def __init__(self, message: str, code: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class Gone(KubeError):
-    """410: the resourceVersion asked for is older than what the server keeps. List again."""
-
-    def __init__(self, message: str = "resourceVersion too old") -> None:
-        super().__init__(message, 410)
 
 
 class WatchEvent(TypedDict):
@@ -67,14 +52,14 @@ class ListResult:
 class KubeTransport(Protocol):
     async def list(self, path: str, *, field_selector: str = "") -> ListResult:
         """Every object at ``path`` (all pages), only those matching ``field_selector`` when one is
-        given (``spec.nodeName=,spec.schedulerName=x``). Raises KubeError / Gone."""
+        given (``spec.nodeName=,spec.schedulerName=x``). Raises KubeError / WatchExpiredError."""
         ...
 
     def watch(
         self, path: str, resource_version: str, *, field_selector: str = ""
     ) -> AsyncIterator[WatchEvent]:
         """Events after ``resource_version`` (bookmarks on) until the server ends the stream.
-        Raises KubeError / Gone; ERROR events are passed through for the reflector to read.
+        Raises KubeError / WatchExpiredError; ERROR events are passed through for the reflector to read.
         With a ``field_selector``, an object that stops matching arrives as DELETED."""
         ...
 
@@ -145,7 +130,7 @@ class Reflector:
                     self.synced.set()
                 await self._watch()
                 self.backoff.reset()  # the stream ran its course: the server is healthy
-            except Gone:
+            except WatchExpiredError:
                 log.info("%s: resourceVersion %s is gone; listing again", self.where, self.resource_version)
                 self.resource_version = ""
                 # a server that answers 410 right after a list must not get a hot loop of lists
@@ -168,7 +153,7 @@ class Reflector:
                 raise KubeError(f"watch event without an object: {str(event)[:200]}")
             if kind == "ERROR":
                 if _status_code(obj) == 410:
-                    raise Gone(str(obj.get("message", "")))
+                    raise WatchExpiredError(str(obj.get("message", "")))
                 raise KubeError(f"watch error: {obj.get('message', obj)}", _status_code(obj))
             if kind == "BOOKMARK":
                 self.resource_version = _rv(obj) or self.resource_version

@@ -17,7 +17,8 @@ import orjson
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
-from extender.sources.kube import Gone, KubeError, ListResult, WatchEvent
+from extender.errors import KubeError, WatchExpiredError
+from extender.sources.kube import ListResult, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _status_error(path: str, status: int, body: bytes) -> KubeError:
     except orjson.JSONDecodeError:
         message = body[:200].decode("utf-8", "replace")
     if status == 410:
-        return Gone(message or "resourceVersion too old")
+        return WatchExpiredError(message or "resourceVersion too old")
     return KubeError(f"GET {path}: {status} {message}".rstrip(), status)
 
 

@@ -31,7 +31,6 @@ from difflib import get_close_matches
 from typing import TypeVar
 
 from extender.errors import SpecError, SpecLimitError
-from extender.match.values import INT64_MAX, INT64_MIN, compile_regexp, parse_go_int, parse_version
 from extender.spec.model import (
     KNOWN_OPS,
     NO_VALUE_OPS,
@@ -58,6 +57,7 @@ from extender.spec.yamlgo import (
     describe,
     format_float32,
 )
+from extender.values import INT64_MAX, INT64_MIN, compile_regexp, parse_go_int, parse_version
 
 __all__ = ["SpecLimits", "parse_spec"]
 

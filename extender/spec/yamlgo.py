@@ -51,7 +51,7 @@ from yaml.events import (
 )
 
 from extender.errors import SpecError, SpecLimitError
-from extender.match.values import INT64_MAX, INT64_MIN, UINT64_MAX
+from extender.values import INT64_MAX, INT64_MIN, UINT64_MAX
 
 try:
     from yaml import CSafeLoader as _Loader

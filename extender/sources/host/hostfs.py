@@ -25,16 +25,12 @@ import zlib
 from collections import deque
 from pathlib import Path
 
+from extender.errors import HostPathError
 from extender.sources.host.paths import HostPaths
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DIR_ENTRIES = 1 << 16
 MAX_SYMLINKS = 40
-
-
-class HostPathError(OSError):
-    """A host path that cannot be read for a reason of our own (outside the host directories,
-    too many links, too large, not a regular file, bad compression)."""
 
 
 def describe(exc: OSError) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, urlsplit
 
-from extender.errors import RegistryError
+from extender.errors import RegistryAuthError
 from extender.sources.registry.manifests import parse_rfc3339
 from extender.sources.registry.reference import DOCKER_HUB, DOCKER_HUB_API
 
@@ -37,10 +37,6 @@ MAX_TOKEN_LIFETIME = 24 * 3600.0
 #: The legacy key ``docker login`` writes for Docker Hub.
 DOCKER_HUB_LEGACY_KEY = "https://index.docker.io/v1/"
 _HUB_HOSTS = frozenset({DOCKER_HUB, DOCKER_HUB_API, "index.docker.io"})
-
-
-class RegistryAuthError(RegistryError):
-    """A challenge, credential entry or token response that cannot be used (the message says which)."""
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -26,12 +26,18 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urljoin, urlsplit
 
-from extender.errors import RegistryError
+from extender.errors import (
+    DigestMismatchError,
+    ManifestError,
+    RegistryAuthError,
+    RegistryError,
+    RegistryNotAllowedError,
+    RegistryStatusError,
+)
 from extender.sources.registry.auth import (
     BearerToken,
     Challenge,
     Credentials,
-    RegistryAuthError,
     TokenCache,
     TokenKey,
     basic_authorization,
@@ -46,10 +52,8 @@ from extender.sources.registry.manifests import (
     MAX_MANIFEST_BYTES,
     OCI_INDEX,
     Descriptor,
-    DigestMismatchError,
     ImageIndex,
     ImageManifest,
-    ManifestError,
     decode_json,
     digest_of,
     filters_applied,
@@ -74,22 +78,6 @@ MAX_ERROR_BODY = 64 * 1024
 API_SUPPORT_SECONDS = 3600.0  # how long "this repository has no referrers API" is remembered
 
 
-class RegistryStatusError(RegistryError):
-    """The registry answered with a status that means failure. ``codes`` are the distribution-spec
-    error codes of its JSON body (``MANIFEST_UNKNOWN``, ``DENIED``, ...), when it sent any."""
-
-    def __init__(self, response: Response, what: str, codes: tuple[str, ...], detail: str) -> None:
-        self.status = response.status
-        self.codes = codes
-        self.url = response.url
-        named = f" {','.join(codes)}" if codes else ""
-        super().__init__(f"{what}: {response.method} {response.url}: {response.status}{named}{detail}")
-
-
-class RegistryNotAllowedError(RegistryError):
-    """The image's registry is not in the configured allow-list."""
-
-
 def error_codes(response: Response) -> tuple[tuple[str, ...], str]:
     """The distribution-spec ``errors[].code`` values and a short message from an error body."""
     try:
@@ -109,7 +97,14 @@ def status_error(response: Response, what: str) -> RegistryStatusError:
     codes, detail = error_codes(response)
     if response.status == 403:
         detail = f"{detail} (access denied)"
-    return RegistryStatusError(response, what, codes, detail)
+    return RegistryStatusError(
+        what=what,
+        method=response.method,
+        url=response.url,
+        status=response.status,
+        codes=codes,
+        detail=detail,
+    )
 
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")

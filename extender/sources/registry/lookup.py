@@ -31,16 +31,14 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from extender.errors import ExtenderError, SpecError
-from extender.sources.base import SpecLookupError
+from extender.errors import ExtenderError, ManifestError, SpecError, SpecLookupError
+from extender.platforms import Platform
 from extender.sources.registry.cache import BoundedCache
 from extender.sources.registry.client import Fetched, Referrers, RegistryClient
 from extender.sources.registry.manifests import (
     Descriptor,
     ImageIndex,
     ImageManifest,
-    ManifestError,
-    Platform,
     select_artifact,
     select_platform,
     spec_layer,

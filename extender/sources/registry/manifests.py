@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-from extender.errors import RegistryError
+from extender.errors import DigestMismatchError, ManifestError
+from extender.platforms import Platform, normalise_platform
 from extender.spec.model import ARTIFACT_TYPE, SPEC_MEDIA_TYPE
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -42,20 +43,6 @@ _ALGORITHM = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 _ENCODED = re.compile(r"[a-zA-Z0-9=_-]+")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _TAG_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_.-]")
-
-
-class ManifestError(RegistryError):
-    """A manifest, index or descriptor that is not shaped like the OCI spec says. ``path`` is the
-    field (``manifests[0].size``), empty for the document itself."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
-
-
-class DigestMismatchError(ManifestError):
-    """Content whose digest or size is not the one asked for."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -174,42 +161,6 @@ def _annotations(doc: Mapping[str, object], path: str) -> tuple[tuple[str, str],
         if not isinstance(v, str):
             raise ManifestError(f"{where}[{k!r}]", f"expected a string, got {_kind(v)}")
     return tuple(sorted((str(k), str(v)) for k, v in ann.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str = ""
-    os_version: str = ""
-    os_features: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
-
-
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm"}
-_DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7", "amd64": "v1"}
-
-
-def normalise_platform(platform: Platform) -> tuple[str, str, str]:
-    """``(os, architecture, variant)`` lower-cased with the usual aliases folded (``aarch64`` is
-    ``arm64``) and the implied variant filled in (arm64 means ``v8``, arm ``v7``, amd64 ``v1``)."""
-    os_ = platform.os.lower()
-    arch = platform.architecture.lower()
-    arch = _ARCH_ALIASES.get(arch, arch)
-    variant = platform.variant.lower() or _DEFAULT_VARIANT.get(arch, "")
-    if arch == "arm64" and variant == "8":
-        variant = "v8"
-    return os_, arch, variant
-
-
-def parse_platform_spec(text: str) -> Platform:
-    """``os/arch[/variant]`` as given on a command line (``linux/arm64/v8``)."""
-    parts = text.strip().split("/") if isinstance(text, str) else []
-    if not 2 <= len(parts) <= 3 or not all(parts):
-        raise ManifestError("platform", f"expected os/arch[/variant], got {text!r}")
-    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
 def parse_platform(doc: object, path: str = "platform") -> Platform:

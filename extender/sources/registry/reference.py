@@ -17,7 +17,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from extender.errors import ExtenderError
+from extender.errors import ImageReferenceError
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -32,10 +32,6 @@ _HOST = re.compile(rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])(
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 _IMAGE_ID = re.compile(r"[a-f0-9]{64}")
-
-
-class ImageReferenceError(ExtenderError):
-    """Not a valid image reference (the message says which part and why)."""
 
 
 @dataclass(frozen=True, slots=True)

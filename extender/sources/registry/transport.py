@@ -26,18 +26,10 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from extender.errors import RegistryError
+from extender.errors import BodyTooLargeError, RegistryError, RegistryTransportError
 
 USER_AGENT = "nfd-compat-extender"
 CHUNK = 64 * 1024
-
-
-class RegistryTransportError(RegistryError):
-    """The request did not complete: timeout, connection refused or reset, TLS, a truncated body."""
-
-
-class BodyTooLargeError(RegistryError):
-    """A response body over the limit the caller set for it."""
 
 
 @dataclass(frozen=True, slots=True)
