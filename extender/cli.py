@@ -30,8 +30,8 @@ from extender import cli_explain, cli_registry, cli_validate
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError, ExtenderError
 from extender.http.app import AppSettings, build_app, build_debug_app
+from extender.http.metrics import Metrics
 from extender.http.tls import ReloadingContext, TlsFiles
-from extender.metrics import Metrics
 from extender.sources.from_config import open_sources
 from extender.spec.parse import parse_spec
 

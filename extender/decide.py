@@ -7,8 +7,8 @@ follows KEP-2403's reading where it can):
 * for an image with a spec, a node is compatible when at least one *selected* compatibility set
   matches (sets are alternatives; a set matches when all its rules match); the pod fits a node when
   every one of its spec'd images does; images without a spec impose nothing;
-* tags: the pod annotation :data:`TAGS_ANNOTATION` (comma-separated) selects the sets that count,
-  with NFD's ``--tags`` rule (no annotation: every set);
+* tags: the pod annotation :data:`extender.pods.TAGS_ANNOTATION` (comma-separated) selects the
+  sets that count, with NFD's ``--tags`` rule (no annotation: every set);
 * an evaluation error on a node makes that set not match there, and the reason says so;
 * a node without NodeFeature fails with a reason when the pod has any spec (``missing_features``
   = ``"fail"``) or passes untouched (``"pass"``);
@@ -18,36 +18,33 @@ follows KEP-2403's reading where it can):
 Detailed reasons (the first failing expression and the value found) come from :func:`explain`; each
 costs one reference walk, so only the first ``detail_limit`` failing nodes of a call get one and the
 rest get the short form, which also groups better in the scheduler's event message. A node's reason
-is memoised until its features or the spec change, so a steady stream of calls does not pay the walks
-again. Everything else is whole-array work: per-node Python runs only for the failing nodes.
+is memoised (in the table's explanation cache) until its features or the spec change, so a steady
+stream of calls does not pay the walks again. Everything else is whole-array work: per-node Python
+runs only for the failing nodes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import compress, islice
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from extender.errors import PodError
-from extender.features.nodefeature import NodeFeatures
+from extender.match.caches import ExplanationKey
 from extender.match.evaluate import slot_verdicts
 from extender.match.explain import explain
 from extender.match.table import FeatureTable
 from extender.spec.model import Spec
 
-TAGS_ANNOTATION = "compat-extender.nfd.io/tags"
-FAILURE_POLICY_ANNOTATION = "compat-extender.nfd.io/failure-policy"
 MAX_SCORE = 10
 #: The reason of a failing node without NodeFeature (always this very string).
 NO_FEATURES_REASON = "node has no NodeFeature: its features are unknown"
 _SHORT_REASON = "no compatibility set matched (see /debug/explain)"
 
 MissingFeatures = Literal["fail", "pass"]
-FailurePolicy = Literal["Fail", "Ignore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,93 +69,18 @@ class Decision:
         return dict(zip(self.names, self.score_list, strict=True))
 
 
-def _list(obj: Mapping[str, Any], key: str, path: str) -> list[Any]:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise PodError(f"{path}.{key}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def pod_images(pod: Any) -> list[str]:
-    """Images of all initContainers and containers, first occurrence order, each once."""
-    if not isinstance(pod, Mapping):
-        raise PodError(f"Pod: expected an object, got {type(pod).__name__}")
-    spec = pod.get("spec")
-    if spec is None:
-        return []
-    if not isinstance(spec, Mapping):
-        raise PodError(f"Pod.spec: expected an object, got {type(spec).__name__}")
-    seen: dict[str, None] = {}
-    for key in ("initContainers", "containers"):
-        for i, c in enumerate(_list(spec, key, "Pod.spec")):
-            if not isinstance(c, Mapping):
-                raise PodError(f"Pod.spec.{key}[{i}]: expected an object")
-            image = c.get("image")
-            if image is None:
-                continue
-            if not isinstance(image, str):
-                raise PodError(f"Pod.spec.{key}[{i}].image: expected a string")
-            if image:
-                seen.setdefault(image, None)
-    return list(seen)
-
-
-def _annotation(pod: Mapping[str, Any], key: str) -> str | None:
-    meta = pod.get("metadata")
-    if not isinstance(meta, Mapping):
-        return None
-    annotations = meta.get("annotations")
-    if not isinstance(annotations, Mapping):
-        return None
-    value = annotations.get(key)
-    return value if isinstance(value, str) else None
-
-
-def parse_tags(raw: str | None) -> frozenset[str] | None:
-    """``"a, b"`` -> {"a", "b"}; ``None`` (or nothing but commas) means every set counts."""
-    if raw is None:
-        return None
-    tags = frozenset(t.strip() for t in raw.split(",") if t.strip())
-    return tags or None
-
-
-def pod_tags(pod: Mapping[str, Any]) -> frozenset[str] | None:
-    """Tags from the pod annotation; ``None`` when absent (every set counts)."""
-    return parse_tags(_annotation(pod, TAGS_ANNOTATION))
-
-
-def pod_failure_policy(pod: Mapping[str, Any], default: FailurePolicy) -> FailurePolicy:
-    """``Fail`` or ``Ignore``: the pod annotation overrides the configured default."""
-    raw = (_annotation(pod, FAILURE_POLICY_ANNOTATION) or "").strip().capitalize()
-    if raw == "Fail":
-        return "Fail"
-    if raw == "Ignore":
-        return "Ignore"
-    return default
-
-
-# Explanations cost one reference walk each (~1 ms with a real spec), far more than the rest of a call;
-# their text depends only on the spec, the tag selection, the node's name and its features. So they
-# are memoised per (spec digest, tags, node) and reused while the node's NodeFeatures object (which
-# the table replaces, never mutates, on an update) and the Spec object are the same ones.
-_EXPLAIN_CACHE_ENTRIES = 16384
-_ExplainKey = tuple[str, frozenset[str] | None, str]
-_explained: dict[_ExplainKey, tuple[Spec, NodeFeatures | None, str]] = {}
-
-
 def _why(spec: Spec, table: FeatureTable, name: str, tags: frozenset[str] | None) -> str:
-    """``explain(...).summary()`` for one node, memoised."""
+    """``explain(...).summary()`` for one node, memoised in the table's explanation cache.
+
+    An explanation costs one reference walk (~1 ms with a real spec), far more than the rest of a
+    call; its text depends only on the spec, the tag selection, the node's name and its features, so
+    it is kept per (spec digest, tags, node) while the node's NodeFeatures object is the same one."""
     nf = table.node_features(name)
-    key: _ExplainKey = (spec.digest, tags, name)
-    hit = _explained.get(key)
-    if hit is not None and hit[0] is spec and hit[1] is nf:
-        return hit[2]
-    why = explain(spec, nf, node=name, tags=tags).summary()
-    if hit is None and len(_explained) >= _EXPLAIN_CACHE_ENTRIES:
-        _explained.pop(next(iter(_explained)), None)  # oldest first; a dict keeps insertion order
-    _explained[key] = (spec, nf, why)
+    key: ExplanationKey = (spec.digest, tags, name)
+    why = table.caches.explanation(key, nf)
+    if why is None:
+        why = explain(spec, nf, node=name, tags=tags).summary()
+        table.caches.remember_explanation(key, nf, why)
     return why
 
 

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from extender.features.nodefeature import NODE_NAME_LABEL
 from extender.http.app import AppSettings, build_app, build_debug_app
+from extender.http.metrics import Metrics
 from extender.match.table import FeatureTable
-from extender.metrics import Metrics
 from extender.sources.base import StaticFeatures, StaticSpecs
 from extender.sources.specs import SharedLookups
 from extender.spec.model import CompatibilitySet
@@ -294,5 +294,12 @@ async def test_metrics(client: TestClient[Any, Any]) -> None:
     assert metric(text, "compat_extender_feature_table_generation") == make_table().generation
     assert metric(text, "compat_extender_ready") == 1
     # (gpu, tag passthrough) evaluated once then hit twice; (gpu, all sets) for prioritize once
-    assert metric(text, 'compat_extender_evaluation_cache_total{result="hit"}') == 2
-    assert metric(text, 'compat_extender_evaluation_cache_total{result="miss"}') == 2
+    assert metric(text, 'compat_extender_cache_lookups_total{cache="results",result="hit"}') == 2
+    assert metric(text, 'compat_extender_cache_lookups_total{cache="results",result="miss"}') == 2
+    assert metric(text, 'compat_extender_cache_entries{cache="results"}') == 2
+    assert metric(text, 'compat_extender_cache_max_entries{cache="results"}') == 256
+    # the one incompatible node of the three filter calls: explained once, then read from the cache
+    assert metric(text, 'compat_extender_cache_lookups_total{cache="explanations",result="miss"}') == 1
+    assert metric(text, 'compat_extender_cache_lookups_total{cache="explanations",result="hit"}') == 2
+    assert metric(text, 'compat_extender_cache_entries{cache="explanations"}') == 1
+    assert metric(text, 'compat_extender_cache_bytes{cache="explanations"}') > 0

@@ -6,17 +6,10 @@ from typing import Any
 
 import pytest
 
-from extender.decide import (
-    FAILURE_POLICY_ANNOTATION,
-    TAGS_ANNOTATION,
-    ImageSpec,
-    decide,
-    pod_failure_policy,
-    pod_images,
-    pod_tags,
-)
+from extender.decide import ImageSpec, decide
 from extender.errors import PodError
 from extender.match.table import FeatureTable
+from extender.pods import FAILURE_POLICY_ANNOTATION, TAGS_ANNOTATION, pod_failure_policy, pod_images, pod_tags
 from extender.spec.model import CompatibilitySet
 from tests.helpers import R, S, T, X, node
 

@@ -141,7 +141,7 @@ async def test_prefetch_warms_the_registry_cache_before_any_filter(
                 return float(m.group(1)) if m else 0.0
 
             await server.put("/api/v1/pods", pod)
-            specs_cached = 'compat_extender_registry_cache_entries{cache="specs"}'
+            specs_cached = 'compat_extender_cache_entries{cache="specs"}'
 
             async def prefetched() -> bool:
                 return await metric(specs_cached) == 1.0
@@ -154,7 +154,7 @@ async def test_prefetch_warms_the_registry_cache_before_any_filter(
                 out = await resp.json()
             assert out["Error"] == ""
             # the filter was answered from the cache the prefetch filled: the referrers cache hit
-            hits = 'compat_extender_registry_cache_lookups_total{cache="tags",result="hit"}'
+            hits = 'compat_extender_cache_lookups_total{cache="tags",result="hit"}'
             assert await metric(hits) >= 1.0
             async with session.get(f"{base}/debug/sources") as resp:
                 sources = (await resp.json())["sources"]

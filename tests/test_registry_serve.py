@@ -96,7 +96,7 @@ async def test_serve_with_registry_specs_answers_like_files(
     assert 0 < len(from_registry["NodeNames"]) < len(names)
     assert set(from_registry["FailedAndUnresolvableNodes"]) == set(from_files["FailedAndUnresolvableNodes"])
     assert scores == file_scores
-    assert 'compat_extender_registry_cache_entries{cache="specs"} 1.0' in metrics
+    assert 'compat_extender_cache_entries{cache="specs"} 1.0' in metrics
     assert 'compat_extender_spec_lookups_total{result="spec"}' in metrics
     assert sources["sources"]["specs"] == {"reloads": 1, "errors": {}}
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from extender.decide import NO_FEATURES_REASON, Decision, decide, pod_failure_policy, pod_images, pod_tags
+from extender.decide import NO_FEATURES_REASON, Decision, decide
 from extender.errors import ImageLookupError, PodError, WireError
 from extender.http import debug
 from extender.http.context import (
@@ -31,6 +31,7 @@ from extender.http.context import (
     lookup_specs,
     read_body,
 )
+from extender.http.metrics import Metrics
 from extender.http.wire import (
     ExtenderArgs,
     decode_args,
@@ -38,8 +39,8 @@ from extender.http.wire import (
     encode_filter_result,
     encode_priorities,
 )
-from extender.metrics import Metrics, WatchedSource
-from extender.sources.base import FeatureSource, SpecSource
+from extender.pods import pod_failure_policy, pod_images, pod_tags
+from extender.sources.base import FeatureSource, SpecSource, WatchedSource
 
 __all__ = ["AppSettings", "build_app", "build_debug_app"]
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from extender.decide import FailurePolicy, ImageSpec, MissingFeatures
+from extender.decide import ImageSpec, MissingFeatures
 from extender.errors import ImageLookupError, SpecLookupError
-from extender.metrics import Metrics, WatchedSource
-from extender.sources.base import FeatureSource, SpecSource
+from extender.http.metrics import Metrics
+from extender.pods import FailurePolicy
+from extender.sources.base import FeatureSource, SpecSource, WatchedSource
 
 JSON = "application/json"
 

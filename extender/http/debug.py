@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from extender.decide import Decision, ImageSpec, decide, parse_tags, pod_failure_policy, pod_images, pod_tags
+from extender.decide import Decision, ImageSpec, decide
 from extender.errors import (
     BadRequestError,
     ExtenderError,
@@ -37,6 +37,7 @@ from extender.http.context import FEATURES, METRICS, SETTINGS, SOURCES, SPECS, l
 from extender.http.wire import decode_args
 from extender.match.explain import Explanation, explain
 from extender.match.table import FeatureTable
+from extender.pods import parse_tags, pod_failure_policy, pod_images, pod_tags
 from extender.spec.model import Spec
 
 MAX_WHATIF_IMAGES = 100

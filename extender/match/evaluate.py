@@ -1,100 +1,42 @@
 """Evaluate a spec for a set of nodes with either implementation, with a result cache.
 
 The vectorized path evaluates the whole table once per (spec digest, tag selection, table
-generation) and caches the status matrix; each call then only gathers the rows it asked for, so
+generation) and caches the status matrix in the table's own result cache (``table.caches``,
+:mod:`extender.match.caches`); each call then only gathers the rows it asked for, so
 per-call work is proportional to the requested nodes. :func:`slot_verdicts` reduces that matrix
 once more, per slot, to what a scheduling decision reads (does any selected set match, the best
-weight), cached with it. Entries of older table generations are dropped when the table moves on.
+weight), cached with it.
 The reference path evaluates node by node and is never cached: it is the oracle, and the baseline
 the benchmarks compare against.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
-from cachetools import LRUCache
 
 from extender.features.nodefeature import NodeFeatures
+from extender.match.caches import ResultEntry, ResultKey, SlotVerdicts
 from extender.match.reference import evaluate_node
 from extender.match.result import SpecEvaluation, Status
 from extender.match.table import FeatureTable
-from extender.match.vector import LazyErrors, StatusMatrix, evaluate_table
+from extender.match.vector import LazyErrors, evaluate_table
 from extender.spec.model import Spec
 
 Implementation = Literal["vectorized", "reference"]
 
-CacheKey = tuple[str, frozenset[str] | None, int]
-_CACHE_ENTRIES = 256
 
-
-@dataclass(frozen=True, slots=True)
-class SlotVerdicts:
-    """Per slot of a table: does at least one selected set match (``ok``), and the highest positive
-    weight among the matching sets (``best``, 0 when none). One element more than the table has
-    slots: the last one is the verdict for a node without features, so gathering with a slot of
-    ``-1`` (a node the table does not know) reads it without a special case."""
-
-    ok: npt.NDArray[np.bool_]
-    best: npt.NDArray[np.int64]
-
-
-@dataclass(slots=True)
-class _Entry:
-    matrix: StatusMatrix
-    verdicts: SlotVerdicts | None = None
-
-
-class _ResultCache(LRUCache[CacheKey, _Entry]):
-    def __init__(self) -> None:
-        super().__init__(maxsize=_CACHE_ENTRIES)
-        self.hits = 0
-        self.misses = 0
-        self.generation = -1
-
-    def entry(self, spec: Spec, table: FeatureTable, tags: frozenset[str] | None) -> _Entry:
-        key: CacheKey = (spec.digest, tags, table.generation)
-        found = self.get(key)
-        if found is not None:
-            self.hits += 1
-            return found
-        self.misses += 1
-        if table.generation != self.generation:
-            # The table moved on: older generations can never be asked for again (generations only
-            # grow), so their matrices would only hold memory until the LRU pushed them out.
-            self.clear()
-            self.generation = table.generation
-        found = self[key] = _Entry(evaluate_table(spec, table, spec.selected_sets(tags)))
-        return found
-
-
-_caches: weakref.WeakKeyDictionary[FeatureTable, _ResultCache] = weakref.WeakKeyDictionary()
-
-
-def _cache_for(table: FeatureTable) -> _ResultCache:
-    cache = _caches.get(table)
-    if cache is None:
-        cache = _caches[table] = _ResultCache()
-    return cache
-
-
-@dataclass(frozen=True, slots=True)
-class CacheInfo:
-    entries: int
-    max_entries: int
-    hits: int
-    misses: int
-
-
-def cache_info(table: FeatureTable) -> CacheInfo:
-    """Size and hit counts of the result cache attached to ``table``."""
-    c = _cache_for(table)
-    return CacheInfo(int(c.currsize), int(c.maxsize), c.hits, c.misses)
+def _entry(spec: Spec, table: FeatureTable, tags: frozenset[str] | None) -> ResultEntry:
+    """The cached evaluation of ``spec`` over the whole table at its current generation."""
+    results = table.caches.results_at(table.generation)
+    key: ResultKey = (spec.digest, tags)
+    found = results.get(key)
+    if found is None:
+        found = ResultEntry(evaluate_table(spec, table, spec.selected_sets(tags)))
+        results.put(key, found, found.nbytes)
+    return found
 
 
 def _normalise_tags(tags: Iterable[str] | None) -> frozenset[str] | None:
@@ -149,10 +91,7 @@ def evaluate(
     if implementation != "vectorized":
         raise ValueError(f"unknown implementation {implementation!r}")
 
-    if use_cache:
-        matrix = _cache_for(table).entry(spec, table, tagset).matrix
-    else:
-        matrix = evaluate_table(spec, table, set_indexes)
+    matrix = _entry(spec, table, tagset).matrix if use_cache else evaluate_table(spec, table, set_indexes)
     status = matrix[slots]  # rows of unknown nodes (slot -1) are overwritten just below
     if not known.all():
         empty_row = [int(r.status) for r in evaluate_node(spec, _empty(""), set_indexes)]
@@ -167,7 +106,7 @@ def slot_verdicts(spec: Spec, table: FeatureTable, tags: Iterable[str] | None = 
     status matrix per spec, tags and table generation): what a scheduling decision needs per node,
     gathered with :meth:`FeatureTable.slots_of` instead of re-reducing the matrix on every call."""
     tagset = _normalise_tags(tags)
-    entry = _cache_for(table).entry(spec, table, tagset)
+    entry = _entry(spec, table, tagset)
     if entry.verdicts is None:
         set_indexes = spec.selected_sets(tagset)
         unknown = [r.status for r in evaluate_node(spec, _empty(""), set_indexes)]

@@ -12,7 +12,8 @@ Layout, per feature name (exactly as published; term lookups lower-case the term
   per attribute key over rows.
 
 Node slots are stable: removing a node frees its slot for reuse. ``generation`` increases with every
-change, so results can be cached per (spec, generation). Not thread-safe: one writer, one reader at
+change, so results can be cached per (spec, generation); the table owns those caches
+(``table.caches``). Not thread-safe: one writer, one reader at
 a time (the extender runs on one event loop).
 """
 
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, NodeFeatures, node_features_from_objects
+from extender.match.caches import TableCaches
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]  # native index width: numpy gathers without converting
@@ -101,6 +103,8 @@ class FeatureTable:
         self._node_features: dict[int, NodeFeatures] = {}
         self._node_rows: dict[int, dict[str, list[int]]] = {}
         self.generation = 0
+        #: results and explanations computed from this table (see extender/match/caches.py)
+        self.caches = TableCaches()
 
     # -- reading -----------------------------------------------------------------------------
     @property

@@ -55,3 +55,13 @@ class StaticSpecs:
         if image in self._failing:
             raise SpecLookupError(self._failing[image])
         return self._specs.get(image)
+
+
+class WatchedSource(Protocol):
+    """A source that loads or watches something and can be partly broken: what it cannot load now
+    (place -> why) and how many reloads changed something. Read by /metrics and /debug/sources."""
+
+    @property
+    def errors(self) -> dict[str, str]: ...
+
+    reloads: int

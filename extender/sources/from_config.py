@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from extender.caching import BoundedCache
 from extender.config import Config
 from extender.errors import ConfigError, RegistryError
-from extender.metrics import WatchedSource
 from extender.platforms import parse_platform_spec
-from extender.sources.base import FeatureSource, SpecSource
+from extender.sources.base import FeatureSource, SpecSource, WatchedSource
 from extender.sources.files import FileFeatures, FileSpecs, poll
 from extender.sources.registry.auth import Credentials, docker_config_credentials
-from extender.sources.registry.cache import BoundedCache
 from extender.sources.registry.client import RegistryClient, no_credentials
 from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
 from extender.sources.registry.transport import AiohttpTransport

@@ -38,8 +38,8 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from extender.decide import pod_images
 from extender.errors import PodError
+from extender.pods import pod_images
 from extender.sources.base import SpecSource
 from extender.sources.kube import Backoff, KubeTransport, Reflector
 

@@ -31,9 +31,9 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from extender.caching import BoundedCache
 from extender.errors import ExtenderError, ManifestError, SpecError, SpecLookupError
 from extender.platforms import Platform
-from extender.sources.registry.cache import BoundedCache
 from extender.sources.registry.client import Fetched, Referrers, RegistryClient
 from extender.sources.registry.manifests import (
     Descriptor,

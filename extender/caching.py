@@ -1,5 +1,8 @@
-"""Bounded caches for registry lookups: every cache has a cap on entries *and* on bytes, an optional
-time to live, and counters for metrics (hits, misses, evictions).
+"""Bounded caches (cachetools underneath): every cache has a cap on entries *and* on bytes, an
+optional time to live, and counters for metrics and /debug/sources (hits, misses, evictions).
+
+Every cache of the extender is one of these, owned by an object (the feature table owns its result and
+explanation caches, the registry spec source its lookup caches), never a module global.
 
 The byte cost of an entry is what the caller says it is (the spec document's size for parsed specs,
 a fixed estimate for small records), so a flood of large specs cannot grow memory past the cap any
@@ -69,9 +72,11 @@ class BoundedCache(Generic[K, V]):
     def bytes(self) -> int:
         return int(self._data.currsize)
 
-    def get(self, key: K) -> V | None:
+    def get(self, key: K, valid: Callable[[V], bool] | None = None) -> V | None:
+        """The value under ``key``, or None. ``valid``: a value it rejects (stale: built from inputs
+        that have changed since) counts as a miss, and the caller's ``put`` replaces it."""
         entry = self._data.get(key)
-        if entry is None:
+        if entry is None or (valid is not None and not valid(entry.value)):
             self.misses += 1
             return None
         self.hits += 1

@@ -2,8 +2,9 @@
 
 Counted as events happen: request latency and count per verb, node verdicts by outcome, lookup
 errors by policy. Read at scrape time from the live objects (so they can never drift): nodes known,
-feature-table generation, evaluation-cache hits and misses, spec lookups by result and how many
-joined an in-flight lookup, and each source's current errors and reload count.
+feature-table generation, spec lookups by result and how many joined an in-flight lookup, each
+source's current errors and reload count, and every cache (the table's results and explanations,
+the registry's lookups) with its size, bounds, hits, misses and evictions, labelled by name.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from extender.match.evaluate import cache_info
-from extender.sources.base import FeatureSource
+from extender.sources.base import FeatureSource, WatchedSource
 from extender.sources.specs import SharedLookups
 
 NS = "compat_extender"
@@ -25,9 +25,11 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5
 
 
 class CacheStats(Protocol):
-    """A bounded cache, as metrics see it (:class:`extender.sources.registry.cache.BoundedCache`)."""
+    """A bounded cache, as metrics see it (:class:`extender.caching.BoundedCache`)."""
 
     name: str
+    max_entries: int
+    max_bytes: int
     hits: int
     misses: int
     evictions: int
@@ -36,15 +38,6 @@ class CacheStats(Protocol):
 
     @property
     def bytes(self) -> int: ...
-
-
-class WatchedSource(Protocol):
-    """What a source exposes for metrics and /debug/sources."""
-
-    @property
-    def errors(self) -> dict[str, str]: ...
-
-    reloads: int
 
 
 class Metrics:
@@ -124,16 +117,6 @@ class _Live(Collector):
         yield GaugeMetricFamily(
             f"{NS}_ready", "1 once the initial NodeFeature sync is complete.", int(self.features.ready)
         )
-        info = cache_info(table)
-        cache = CounterMetricFamily(
-            f"{NS}_evaluation_cache",
-            "Evaluation-cache lookups (spec, tags, table generation).",
-            labels=["result"],
-        )
-        cache.add_metric(["hit"], info.hits)
-        cache.add_metric(["miss"], info.misses)
-        yield cache
-        yield GaugeMetricFamily(f"{NS}_evaluation_cache_entries", "Cached evaluations.", info.entries)
         if self.lookups is not None:
             c = self.lookups.counts
             lookups = CounterMetricFamily(f"{NS}_spec_lookups", "Spec lookups by result.", labels=["result"])
@@ -157,24 +140,26 @@ class _Live(Collector):
             reloads.add_metric([name], source.reloads)
         yield errors
         yield reloads
-        if self.caches:
-            yield from self._caches()
+        yield from self._caches((*table.caches.all(), *self.caches))
 
-    def _caches(self) -> Iterator[Metric]:
-        entries = GaugeMetricFamily(f"{NS}_registry_cache_entries", "Entries held.", labels=["cache"])
+    def _caches(self, caches: Sequence[CacheStats]) -> Iterator[Metric]:
+        label = ["cache"]
+        entries = GaugeMetricFamily(f"{NS}_cache_entries", "Entries held.", labels=label)
+        max_entries = GaugeMetricFamily(f"{NS}_cache_max_entries", "The bound on entries.", labels=label)
         size = GaugeMetricFamily(
-            f"{NS}_registry_cache_bytes", "Bytes held (as the cache accounts them).", labels=["cache"]
+            f"{NS}_cache_bytes", "Bytes held (as the cache accounts them).", labels=label
         )
-        lookups = CounterMetricFamily(
-            f"{NS}_registry_cache_lookups", "Lookups by result.", labels=["cache", "result"]
-        )
+        max_size = GaugeMetricFamily(f"{NS}_cache_max_bytes", "The bound on bytes.", labels=label)
+        lookups = CounterMetricFamily(f"{NS}_cache_lookups", "Lookups by result.", labels=["cache", "result"])
         evictions = CounterMetricFamily(
-            f"{NS}_registry_cache_evictions", "Entries dropped to stay within the bounds.", labels=["cache"]
+            f"{NS}_cache_evictions", "Entries dropped to stay within the bounds.", labels=label
         )
-        for c in self.caches:
+        for c in caches:
             entries.add_metric([c.name], len(c))
+            max_entries.add_metric([c.name], c.max_entries)
             size.add_metric([c.name], c.bytes)
+            max_size.add_metric([c.name], c.max_bytes)
             lookups.add_metric([c.name, "hit"], c.hits)
             lookups.add_metric([c.name, "miss"], c.misses)
             evictions.add_metric([c.name], c.evictions)
-        yield from (entries, size, lookups, evictions)
+        yield from (entries, max_entries, size, max_size, lookups, evictions)
