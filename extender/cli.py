@@ -148,12 +148,14 @@ async def serve(
             tls.on_reload = lambda ok: metrics.tls_reloads.labels("ok" if ok else "error").inc()
         settings = settings_from(config)
         args = (sources.features, sources.lookups, settings)
-        app = build_app(*args, metrics=metrics, sources=sources.watched)
+        app = build_app(*args, metrics=metrics, sources=sources.watched, caches=sources.caches)
         access_log = logging.getLogger("aiohttp.access") if config.logLevel == "debug" else None
         runners = [web.AppRunner(app, access_log=access_log, shutdown_timeout=10.0)]
         addresses = [(config.listen.host, config.listen.port)]
         if config.debug.enabled and config.debug.port:
-            debug_app = build_debug_app(*args, metrics=metrics, sources=sources.watched)
+            debug_app = build_debug_app(
+                *args, metrics=metrics, sources=sources.watched, caches=sources.caches
+            )
             runners.append(web.AppRunner(debug_app, access_log=access_log, shutdown_timeout=10.0))
             addresses.append((config.debug.host, config.debug.port))
         reload = None

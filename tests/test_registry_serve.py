@@ -99,6 +99,17 @@ async def test_serve_with_registry_specs_answers_like_files(
     assert 'compat_extender_cache_entries{cache="specs"} 1.0' in metrics
     assert 'compat_extender_spec_lookups_total{result="spec"}' in metrics
     assert sources["sources"]["specs"] == {"reloads": 1, "errors": {}}
+    # every cache, the table's and the registry's, with its bounds and counters
+    caches = sources["caches"]
+    assert {"results", "explanations", "tags", "referrers", "negative", "specs"} <= set(caches)
+    assert caches["specs"]["entries"] == 1 and caches["specs"]["maxEntries"] > 1
+    assert caches["results"] == {
+        **caches["results"],
+        "entries": 1,
+        "misses": 1,
+        "hits": 1,
+    }  # filter, prioritize
+    assert caches["explanations"]["misses"] >= 1 and caches["explanations"]["bytes"] > 0
 
 
 async def test_lookup_failures_follow_the_policy(tmp_path: Path, session: aiohttp.ClientSession) -> None:

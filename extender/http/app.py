@@ -21,6 +21,7 @@ from extender.decide import NO_FEATURES_REASON, Decision, decide
 from extender.errors import ImageLookupError, PodError, WireError
 from extender.http import debug
 from extender.http.context import (
+    CACHES,
     FEATURES,
     JSON,
     METRICS,
@@ -31,7 +32,7 @@ from extender.http.context import (
     lookup_specs,
     read_body,
 )
-from extender.http.metrics import Metrics
+from extender.http.metrics import CacheStats, Metrics
 from extender.http.wire import (
     ExtenderArgs,
     decode_args,
@@ -175,6 +176,7 @@ def _base(
     settings: AppSettings,
     metrics: Metrics | None,
     sources: Sequence[tuple[str, WatchedSource]],
+    caches: Sequence[CacheStats],
 ) -> web.Application:
     # client_max_size is enforced by read_body with a clear 413; aiohttp's own check is a backstop.
     middlewares = [_client_cert, _observe] if settings.client_cert_required else [_observe]
@@ -187,6 +189,7 @@ def _base(
         metrics.watch(features)
     app[METRICS] = metrics
     app[SOURCES] = sources
+    app[CACHES] = caches
     return app
 
 
@@ -197,11 +200,12 @@ def build_app(
     *,
     metrics: Metrics | None = None,
     sources: Sequence[tuple[str, WatchedSource]] = (),
+    caches: Sequence[CacheStats] = (),
 ) -> web.Application:
     """The extender: verbs under ``settings.prefix``, health, readiness, metrics, and the debug
     endpoints when ``settings.debug`` is on."""
     settings = settings or AppSettings()
-    app = _base(features, specs, settings, metrics, sources)
+    app = _base(features, specs, settings, metrics, sources, caches)
     prefix = settings.prefix.rstrip("/")
     app.router.add_post(f"{prefix}/filter", filter_handler, name="filter")
     app.router.add_post(f"{prefix}/prioritize", prioritize_handler, name="prioritize")
@@ -220,9 +224,10 @@ def build_debug_app(
     *,
     metrics: Metrics,
     sources: Sequence[tuple[str, WatchedSource]] = (),
+    caches: Sequence[CacheStats] = (),
 ) -> web.Application:
     """Only the debug endpoints (and health), for a listener of their own."""
-    app = _base(features, specs, settings, metrics, sources)
+    app = _base(features, specs, settings, metrics, sources, caches)
     app.router.add_get("/healthz", healthz)
     debug.add_routes(app)
     return app

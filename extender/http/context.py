@@ -14,7 +14,7 @@ from aiohttp import web
 
 from extender.decide import ImageSpec, MissingFeatures
 from extender.errors import ImageLookupError, SpecLookupError
-from extender.http.metrics import Metrics
+from extender.http.metrics import CacheStats, Metrics
 from extender.pods import FailurePolicy
 from extender.sources.base import FeatureSource, SpecSource, WatchedSource
 
@@ -38,6 +38,8 @@ SPECS = web.AppKey("specs", SpecSource)
 SETTINGS = web.AppKey("settings", AppSettings)
 METRICS = web.AppKey("metrics", Metrics)
 SOURCES = web.AppKey("sources", Sequence[tuple[str, WatchedSource]])
+#: caches besides the feature table's own (``table.caches``): the registry source's
+CACHES = web.AppKey("caches", Sequence[CacheStats])
 
 
 def too_large(limit: int, actual: int) -> web.HTTPRequestEntityTooLarge:

@@ -33,7 +33,17 @@ from extender.errors import (
     WireError,
 )
 from extender.features.nodefeature import NodeFeatures, ParsedNodeFeature, merge_features, parse_nodefeature
-from extender.http.context import FEATURES, METRICS, SETTINGS, SOURCES, SPECS, lookup_specs, read_body
+from extender.http.context import (
+    CACHES,
+    FEATURES,
+    METRICS,
+    SETTINGS,
+    SOURCES,
+    SPECS,
+    lookup_specs,
+    read_body,
+)
+from extender.http.metrics import CacheStats
 from extender.http.wire import decode_args
 from extender.match.explain import Explanation, explain
 from extender.match.table import FeatureTable
@@ -311,12 +321,25 @@ async def whatif(request: web.Request) -> web.Response:
 
 async def sources(request: web.Request) -> web.Response:
     feats = request.app[FEATURES]
+    caches: list[CacheStats] = [*feats.table.caches.all(), *request.app[CACHES]]
     doc: dict[str, Any] = {
         "ready": feats.ready,
         "nodes": len(feats.table),
         "tableGeneration": feats.table.generation,
         "sources": {
             name: {"reloads": s.reloads, "errors": dict(s.errors)} for name, s in request.app[SOURCES]
+        },
+        "caches": {
+            c.name: {
+                "entries": len(c),
+                "maxEntries": c.max_entries,
+                "bytes": c.bytes,
+                "maxBytes": c.max_bytes,
+                "hits": c.hits,
+                "misses": c.misses,
+                "evictions": c.evictions,
+            }
+            for c in caches
         },
     }
     return web.Response(body=orjson.dumps(doc, option=orjson.OPT_INDENT_2), content_type="application/json")
