@@ -41,7 +41,7 @@ from extender.match.explain import explain
 from extender.report import failures, render_table
 from extender.sources.files import objects_in
 from extender.sources.from_config import registry_client, registry_specs
-from extender.sources.host import HostPaths, discover
+from extender.sources.host.discover import HostPaths, discover
 from extender.sources.registry.reference import parse_reference
 from extender.spec.model import Spec
 from extender.spec.parse import parse_spec

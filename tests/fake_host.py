@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from extender.sources.host import HostPaths
+from extender.sources.host.paths import HostPaths
 
 
 class FakeHost:

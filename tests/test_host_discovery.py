@@ -23,8 +23,8 @@ from extender.features.nodefeature import NodeFeatures
 from extender.match.reference import evaluate_node
 from extender.match.result import Status
 from extender.sources import host as host_package
-from extender.sources.host import SOURCES, HostDiscovery, HostPaths, discover
 from extender.sources.host.cpu import parse_cpuinfo
+from extender.sources.host.discover import SOURCES, HostDiscovery, HostPaths, discover
 from extender.sources.host.hostfs import HostFS
 from extender.sources.host.kernel import parse_version
 from extender.sources.host.memory import binary_quantity

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from extender.errors import HostPathError
-from extender.sources.host import HostPaths
 from extender.sources.host import hostfs as hostfs_module
 from extender.sources.host.hostfs import HostFS
+from extender.sources.host.paths import HostPaths
 
 
 def test_with_prefix_is_prefix_plus_name_as_nfd() -> None:

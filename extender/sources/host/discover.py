@@ -31,6 +31,8 @@ _SOURCES: dict[str, Callable[[Found], None]] = {
 #: Every source name :func:`discover` accepts, in the order they run.
 SOURCES: tuple[str, ...] = (*_SOURCES, "system")
 
+__all__ = ["SOURCES", "HostDiscovery", "HostPaths", "discover"]
+
 
 @dataclass(frozen=True)
 class HostDiscovery:
