@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from extender.cli import serve
+from extender.cli.server import serve
 from extender.config import Config, load_config
 from tests.waiting import SAFETY_SECONDS, finishes
 

@@ -1,5 +1,5 @@
 """``compat-extender explain`` against a real ``serve`` on the bundled examples, and the table it
-prints (extender/report.py)."""
+prints (extender/cli/report.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from extender.cli import main
+from extender.cli.report import failures, render_expression, render_table
 from extender.features.nodefeature import features_from_dict
 from extender.match.explain import explain
-from extender.report import failures, render_expression, render_table
 from extender.spec.parse import parse_spec
 from tests.serving import serving
 

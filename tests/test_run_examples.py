@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from extender.cli import settings_from
+from extender.cli.server import settings_from
 from extender.config import load_config
 from extender.http.app import build_app
 from extender.sources.files import FileFeatures, FileSpecs

@@ -1,15 +1,9 @@
-"""``compat-extender``: the command line.
+"""``compat-extender serve``: load the configured sources, start the listener(s) (main and, when it
+has a port of its own, debug), reload TLS files, and stop cleanly on SIGTERM/SIGINT.
 
-    compat-extender serve [--config FILE] [--host H] [--port P] [--features DIR] [--images FILE] ...
-    compat-extender check-spec FILE...
-    compat-extender attach --image REF --spec FILE      (see extender/cli_registry.py)
-    compat-extender discover --image REF
-    compat-extender validate-node (--image REF | --spec FILE)  (see extender/cli_validate.py)
-    compat-extender host-features
-    compat-extender explain --image REF [--node NAME]   (see extender/cli_explain.py)
-
-Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject; ``validate-node``
-and ``explain``: incompatible), 2 bad usage, configuration or any other error.
+Startup and shutdown go through one :class:`contextlib.AsyncExitStack`: whatever was started
+registers its own cleanup as it starts, and everything started is undone in reverse order, also
+when a later step fails. A cleanup that fails is not swallowed: it propagates after the others ran.
 """
 
 from __future__ import annotations
@@ -20,20 +14,18 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from extender import cli_explain, cli_registry, cli_validate
 from extender.config import Config, load_config, to_dict
-from extender.errors import ConfigError, ExtenderError
+from extender.errors import ConfigError
 from extender.http.app import AppSettings, build_app, build_debug_app
 from extender.http.metrics import Metrics
 from extender.http.tls import ReloadingContext, TlsFiles
 from extender.sources.from_config import open_sources
-from extender.spec.parse import parse_spec
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -61,10 +53,7 @@ _OVERRIDES = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="compat-extender", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-
+def add_parser(sub: Any) -> None:
     s = sub.add_parser("serve", help="run the scheduler extender (HTTP)")
     s.add_argument("--config", type=Path, help="YAML config file (see config/extender.yaml)")
     s.add_argument("--host", help="listen address [listen.host]")
@@ -84,13 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--platform", help="os/arch[/variant] for multi-arch images [registry.platform]")
     s.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="[logLevel]")
     s.add_argument("--print-config", action="store_true", help="print the effective config and exit")
-
-    c = sub.add_parser("check-spec", help="parse image compatibility spec files the way NFD does")
-    c.add_argument("files", nargs="+", type=Path)
-    cli_registry.add_parsers(sub)
-    cli_validate.add_parsers(sub)
-    cli_explain.add_parser(sub)
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -213,44 +195,7 @@ async def _listen(
                 loop.remove_signal_handler(sig)
 
 
-def _check_specs(files: Sequence[Path]) -> int:
-    status = 0
-    for path in files:
-        try:
-            spec = parse_spec(path.read_bytes())
-        except OSError as exc:
-            print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
-            status = max(status, 2)
-            continue
-        except ExtenderError as exc:
-            print(f"{path}: INVALID: {exc}")
-            status = max(status, 1)
-            continue
-        tags = sorted({c.tag for c in spec.compatibilities if c.tag})
-        print(
-            f"{path}: ok, {len(spec.compatibilities)} compatibility sets"
-            + (f", tags {', '.join(tags)}" if tags else "")
-            + f", digest {spec.digest}"
-        )
-        for w in spec.warnings:
-            print(f"  warning: {w}")
-    return status
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "check-spec":
-        return _check_specs(args.files)
-    if args.command == "attach":
-        return asyncio.run(cli_registry.attach_command(args))
-    if args.command == "discover":
-        return asyncio.run(cli_registry.discover_command(args))
-    if args.command == "validate-node":
-        return cli_validate.validate_node_command(args)
-    if args.command == "host-features":
-        return cli_validate.host_features_command(args)
-    if args.command == "explain":
-        return cli_explain.explain_command(args)
+def serve_command(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ConfigError as exc:
@@ -273,7 +218,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"compat-extender: cannot serve: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
+from extender.cli.report import failures, render_table
 from extender.errors import CommandError
-from extender.report import failures, render_table
 
 DEFAULT_URL = "http://127.0.0.1:8888"
 MAX_ANSWER_BYTES = 256 << 20

@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 
-from extender.cli_registry import registry_config
+from extender.cli.registry import registry_config
+from extender.cli.report import failures, render_table
 from extender.errors import CommandError, ExtenderError
 from extender.features.nodefeature import (
     API_VERSION,
@@ -38,7 +39,6 @@ from extender.features.nodefeature import (
     node_features_from_objects,
 )
 from extender.match.explain import explain
-from extender.report import failures, render_table
 from extender.sources.files import objects_in
 from extender.sources.from_config import registry_client, registry_specs
 from extender.sources.host.discover import HostPaths, discover
