@@ -41,10 +41,9 @@ from extender.sources.prefetch import PODS_PATH
 from tests import dockerfile
 from tests.dockerfile import ROOT
 from tests.kube_apiserver import FakeApiServer
+from tests.kube_objects import kubeconfig, node_object, nodefeature_object
+from tests.project import SCRIPT_NAME, VERSION, tool
 from tests.serving import serving_config
-from tests.test_dockerfile import SCRIPT_NAME, VERSION, tool
-from tests.test_kube_serve import kubeconfig
-from tests.test_kube_source import node, nodefeature
 from tests.waiting import until
 
 Doc = dict[str, Any]
@@ -476,8 +475,8 @@ async def test_the_deployed_config_served(tmp_path: Path) -> None:
     rights = granted(docs, "compat-extender", pod_spec(one(docs, *EXTENDER))["serviceAccountName"])
 
     server = FakeApiServer()
-    await server.put(NODES_PATH, node("n0"))
-    await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["vfio-pci"]))
+    await server.put(NODES_PATH, node_object("n0"))
+    await server.put(NODEFEATURES_PATH, nodefeature_object("n0", "n0", ["vfio-pci"]))
     async with TestServer(server.app) as api:
         (tmp_path / "deployed.yaml").write_text(text)
         overrides = {

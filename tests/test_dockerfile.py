@@ -26,7 +26,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tomllib
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -40,21 +39,12 @@ import pytest
 from extender.config import Config
 from tests import dockerfile
 from tests.dockerfile import DOCKERFILE, ROOT, DockerIgnore, Instruction, Stage
+from tests.project import PYPROJECT, SCRIPT_NAME, VERSION, tool
 from tests.waiting import SAFETY_SECONDS, finishes
 
-PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-VERSION: str = PYPROJECT["project"]["version"]
-(SCRIPT_NAME,) = PYPROJECT["project"]["scripts"]  # compat-extender
 INSTALL_SCRIPT = "docker/install.sh"
 # PATH inside python:*-slim (the $PATH the image's ENV PATH extends)
 BASE_IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def tool(name: str) -> str:
-    """A command from this venv first (the test extras install hadolint and kubectl there)."""
-    found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    assert found, f"{name} not found: `make` installs it with the test extras (pyproject.toml)"
-    return found
 
 
 def hadolint(path: Path, scratch: Path) -> subprocess.CompletedProcess[str]:

@@ -19,10 +19,9 @@ from aiohttp.test_utils import TestServer
 
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from tests.kube_apiserver import FakeApiServer
+from tests.kube_objects import kubeconfig, node_object, nodefeature_object
 from tests.oci_registry import FakeRegistry
 from tests.serving import serving
-from tests.test_kube_serve import kubeconfig
-from tests.test_kube_source import node, nodefeature
 from tests.waiting import finishes, until
 
 NODES = [f"n{i}" for i in range(20)]
@@ -133,8 +132,8 @@ async def test_faults_under_load(tmp_path: Path) -> None:
     api = FakeApiServer()
     modules = {n: ({"vfio-pci"} if i % 2 == 0 else {"nvidia"}) for i, n in enumerate(NODES)}
     for n in NODES:
-        await api.put(NODES_PATH, node(n))
-        await api.put(NODEFEATURES_PATH, nodefeature(n, n, sorted(modules[n])))
+        await api.put(NODES_PATH, node_object(n))
+        await api.put(NODEFEATURES_PATH, nodefeature_object(n, n, sorted(modules[n])))
 
     runner, port = await _start_registry(registry, 0)
     host = f"127.0.0.1:{port}"
@@ -225,7 +224,7 @@ async def test_faults_under_load(tmp_path: Path) -> None:
                 # 5. the NodeFeature watch is cut in the middle of an event, with a change under way
                 api.cut_next_watch = True
                 modules["n1"] = {"vfio-pci"}
-                await api.put(NODEFEATURES_PATH, nodefeature("n1", "n1", ["vfio-pci"]))
+                await api.put(NODEFEATURES_PATH, nodefeature_object("n1", "n1", ["vfio-pci"]))
                 await _until(
                     lambda a: all("n1" in x["NodeNames"] for _, x in a),
                     load,
@@ -236,7 +235,7 @@ async def test_faults_under_load(tmp_path: Path) -> None:
                 # 6. compaction: the watch resumes from a resourceVersion that is gone (410), relists
                 await api.compact()
                 modules["n0"] = {"nvidia"}
-                await api.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["nvidia"]))
+                await api.put(NODEFEATURES_PATH, nodefeature_object("n0", "n0", ["nvidia"]))
                 await _until(
                     lambda a: all("n0" not in x["NodeNames"] for _, x in a),
                     load,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -16,41 +15,9 @@ from extender.errors import SpecLookupError
 from extender.sources.files import FileFeatures, FileSpecs, poll
 from extender.sources.specs import SharedLookups, SingleFlight
 from extender.spec.model import Spec
+from tests.file_sources import SPEC_A, nf, put
 
-SPEC_A = b"""version: v1alpha1
-compatibilities:
-- rules:
-  - name: vfio
-    matchFeatures:
-    - feature: kernel.loadedmodule
-      matchExpressions: {vfio-pci: {op: Exists}}
-"""
 SPEC_B = SPEC_A.replace(b"vfio-pci", b"nvidia")
-
-
-def nf(
-    name: str, node: str, modules: list[str], namespace: str | None = "node-feature-discovery"
-) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "labels": {"nfd.node.kubernetes.io/node-name": node}}
-    if namespace is not None:
-        meta["namespace"] = namespace
-    return {
-        "apiVersion": "nfd.k8s-sigs.io/v1alpha1",
-        "kind": "NodeFeature",
-        "metadata": meta,
-        "spec": {"features": {"flags": {"kernel.loadedmodule": {"elements": {m: {} for m in modules}}}}},
-    }
-
-
-_tick = [1_700_000_000_000_000_000]
-
-
-def put(path: Path, data: bytes | str) -> None:
-    """Write and give the file a fresh, strictly increasing mtime (file systems with coarse
-    timestamps would otherwise hide a rewrite of the same size)."""
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    _tick[0] += 1_000_000_000
-    os.utime(path, ns=(_tick[0], _tick[0]))
 
 
 def modules(source: FileFeatures, node: str) -> set[str]:

@@ -4,7 +4,6 @@ following its changes; a kubeconfig that cannot be used is a configuration error
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -16,25 +15,12 @@ from aiohttp.test_utils import TestServer
 from extender.cli import main
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from tests.distribution import Distribution
+from tests.file_sources import SPEC_A, put
 from tests.kube_apiserver import FakeApiServer
+from tests.kube_objects import kubeconfig, node_object, nodefeature_object
+from tests.registry_specs import pushed_with_spec
 from tests.serving import serving
-from tests.test_file_sources import SPEC_A, put
-from tests.test_kube_source import node, nodefeature
 from tests.waiting import until
-
-
-def kubeconfig(path: Path, server: str) -> Path:
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "stand-in", "cluster": {"server": server}}],
-        "users": [{"name": "tester", "user": {"token": "not-checked"}}],
-        "contexts": [{"name": "ctx", "context": {"cluster": "stand-in", "user": "tester"}}],
-        "current-context": "ctx",
-    }
-    path.write_text(json.dumps(doc))
-    return path
-
 
 FILTER = {
     "Pod": {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "reg/dpdk:1"}]}},
@@ -44,10 +30,10 @@ FILTER = {
 
 async def test_serve_from_the_kubernetes_api(tmp_path: Path) -> None:
     server = FakeApiServer()
-    await server.put(NODES_PATH, node("n0"))
-    await server.put(NODES_PATH, node("n1"))
-    await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["vfio-pci"]))
-    await server.put(NODEFEATURES_PATH, nodefeature("n1", "n1", ["nvidia"]))
+    await server.put(NODES_PATH, node_object("n0"))
+    await server.put(NODES_PATH, node_object("n1"))
+    await server.put(NODEFEATURES_PATH, nodefeature_object("n0", "n0", ["vfio-pci"]))
+    await server.put(NODEFEATURES_PATH, nodefeature_object("n1", "n1", ["nvidia"]))
     put(tmp_path / "dpdk.yaml", SPEC_A)
     put(tmp_path / "images.yaml", "images:\n  reg/dpdk:1: dpdk.yaml\n")
     server.fail_next = 2  # the first list fails: not ready until a list succeeds
@@ -76,9 +62,9 @@ async def test_serve_from_the_kubernetes_api(tmp_path: Path) -> None:
             assert await names() == ["n0"]
 
             # the cluster changes: n2 appears with vfio-pci, n0's NodeFeature loses it
-            await server.put(NODES_PATH, node("n2"))
-            await server.put(NODEFEATURES_PATH, nodefeature("n2", "n2", ["vfio-pci"]))
-            await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["kvm"]))
+            await server.put(NODES_PATH, node_object("n2"))
+            await server.put(NODEFEATURES_PATH, nodefeature_object("n2", "n2", ["vfio-pci"]))
+            await server.put(NODEFEATURES_PATH, nodefeature_object("n0", "n0", ["kvm"]))
             result: list[str] = []
 
             async def settled() -> bool:
@@ -112,12 +98,10 @@ async def test_prefetch_warms_the_registry_cache_before_any_filter(
     """features from Kubernetes, specs from the registry, prefetch on: a pod created for
     compat-scheduler has its image's spec fetched before the scheduler asks; the filter call that
     follows makes no registry request."""
-    from tests.test_registry_serve import pushed_with_spec
-
     image = await pushed_with_spec(distribution)
     server = FakeApiServer()
-    await server.put(NODES_PATH, node("n0"))
-    await server.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["vfio-pci"]))
+    await server.put(NODES_PATH, node_object("n0"))
+    await server.put(NODEFEATURES_PATH, nodefeature_object("n0", "n0", ["vfio-pci"]))
     async with TestServer(server.app) as ts:
         kc = kubeconfig(tmp_path / "kubeconfig", str(ts.make_url("")).rstrip("/"))
         config_doc = {

@@ -5,8 +5,7 @@ streams, 5xx — and afterwards the table always equals the cluster."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -16,22 +15,8 @@ from extender.features.nodefeature import NODE_NAME_LABEL
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH, Backoff, KubeFeatures
 from extender.sources.kubeclient import ApiClientTransport
 from tests.kube_apiserver import FakeApiServer
-from tests.waiting import finishes, until
-
-
-def nodefeature(
-    name: str, node: str, modules: list[str], namespace: str = "node-feature-discovery"
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "nfd.k8s-sigs.io/v1alpha1",
-        "kind": "NodeFeature",
-        "metadata": {"name": name, "namespace": namespace, "labels": {NODE_NAME_LABEL: node}},
-        "spec": {"features": {"flags": {"kernel.loadedmodule": {"elements": {m: {} for m in modules}}}}},
-    }
-
-
-def node(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+from tests.kube_objects import node_object, nodefeature_object
+from tests.waiting import eventually, finishes
 
 
 class Cluster:
@@ -59,17 +44,12 @@ class Cluster:
         return {n: self.modules(n) or set() for n in self.source.table.node_names()}
 
 
-async def eventually(check: Callable[[], bool]) -> None:
-    """Wait until ``check()`` holds (a limit only against hangs: see tests/waiting.py)."""
-    await until(check, "condition not reached", interval=0.01)
-
-
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
     server = FakeApiServer()
     for i in range(5):
-        await server.put(NODES_PATH, node(f"n{i}"))
-        await server.put(NODEFEATURES_PATH, nodefeature(f"n{i}", f"n{i}", ["kvm", f"m{i}"]))
+        await server.put(NODES_PATH, node_object(f"n{i}"))
+        await server.put(NODEFEATURES_PATH, nodefeature_object(f"n{i}", f"n{i}", ["kvm", f"m{i}"]))
     async with TestServer(server.app) as ts:
         api = k8s.ApiClient(configuration=k8s.Configuration(host=str(ts.make_url("")).rstrip("/")))
         transport = ApiClientTransport(api, page_size=2, watch_seconds=1, request_timeout=60)
@@ -95,18 +75,20 @@ async def test_initial_paged_list_then_ready(cluster: Cluster) -> None:
 async def test_watch_events_reach_the_table(cluster: Cluster) -> None:
     await cluster.source.wait_ready()
     srv = cluster.server
-    await srv.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["vfio_pci"]))
-    await srv.put(NODEFEATURES_PATH, nodefeature("n0-extra", "n0", ["nvidia"], namespace="gpu-operator"))
+    await srv.put(NODEFEATURES_PATH, nodefeature_object("n0", "n0", ["vfio_pci"]))
+    await srv.put(
+        NODEFEATURES_PATH, nodefeature_object("n0-extra", "n0", ["nvidia"], namespace="gpu-operator")
+    )
     await eventually(lambda: cluster.modules("n0") == {"vfio_pci", "nvidia"})
     await srv.delete(NODEFEATURES_PATH, "node-feature-discovery", "n1")
     await eventually(lambda: "n1" not in cluster.source.table)
     # a deleted Node leaves the table although its NodeFeature is still there
     await srv.delete(NODES_PATH, "", "n2")
     await eventually(lambda: "n2" not in cluster.source.table)
-    await srv.put(NODES_PATH, node("n2"))
+    await srv.put(NODES_PATH, node_object("n2"))
     await eventually(lambda: cluster.modules("n2") == {"kvm", "m2"})
     # a NodeFeature for a node that does not exist (yet) stays out
-    await srv.put(NODEFEATURES_PATH, nodefeature("n9", "n9", ["kvm"]))
+    await srv.put(NODEFEATURES_PATH, nodefeature_object("n9", "n9", ["kvm"]))
     await srv.bookmark()
     await eventually(lambda: cluster.source.features.resource_version == str(srv.rv))
     assert "n9" not in cluster.source.table
@@ -120,7 +102,7 @@ async def test_gone_relists_and_reconciles(cluster: Cluster) -> None:
     # changes the extender does not see, then compaction: its resourceVersion is now too old
     srv.paused = True
     await srv.delete(NODEFEATURES_PATH, "node-feature-discovery", "n3")
-    await srv.put(NODEFEATURES_PATH, nodefeature("n4", "n4", ["i40e"]))
+    await srv.put(NODEFEATURES_PATH, nodefeature_object("n4", "n4", ["i40e"]))
     await srv.compact()
     await srv.resume()
     await eventually(lambda: cluster.source.features.lists > lists_before)
@@ -134,7 +116,7 @@ async def test_a_watch_cut_mid_event_while_features_change(cluster: Cluster) -> 
     errors_before = cluster.source.features.errors
     srv.cut_next_watch = True
     for i in range(5):
-        await srv.put(NODEFEATURES_PATH, nodefeature(f"n{i}", f"n{i}", ["kvm", f"new{i}"]))
+        await srv.put(NODEFEATURES_PATH, nodefeature_object(f"n{i}", f"n{i}", ["kvm", f"new{i}"]))
     await eventually(lambda: cluster.actual() == cluster.expected())
     assert cluster.source.features.errors > errors_before  # the cut was noticed, then resumed
     assert "in the middle of an event" in cluster.source.features.last_error
@@ -145,7 +127,7 @@ async def test_server_errors_back_off_and_recover(cluster: Cluster) -> None:
     srv = cluster.server
     srv.fail_next = 6
     await srv.compact()  # force reconnects, which fail a few times first
-    await srv.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["after-outage"]))
+    await srv.put(NODEFEATURES_PATH, nodefeature_object("n0", "n0", ["after-outage"]))
     await eventually(lambda: cluster.modules("n0") == {"after-outage"})
     assert "500" in cluster.source.features.last_error or "500" in (
         cluster.source.node_reflector.last_error if cluster.source.node_reflector else ""
@@ -156,12 +138,12 @@ async def test_server_errors_back_off_and_recover(cluster: Cluster) -> None:
 async def test_a_malformed_update_keeps_the_last_good_features(cluster: Cluster) -> None:
     await cluster.source.wait_ready()
     srv = cluster.server
-    bad = nodefeature("n0", "n0", [])
+    bad = nodefeature_object("n0", "n0", [])
     bad["spec"]["features"]["flags"] = "not a map"
     await srv.put(NODEFEATURES_PATH, bad)
     await eventually(lambda: "node-feature-discovery/n0" in cluster.source.errors)
     assert cluster.modules("n0") == {"kvm", "m0"}
-    await srv.put(NODEFEATURES_PATH, nodefeature("n0", "n0", ["fixed"]))
+    await srv.put(NODEFEATURES_PATH, nodefeature_object("n0", "n0", ["fixed"]))
     await eventually(lambda: cluster.modules("n0") == {"fixed"})
     assert cluster.source.errors == {}
 

@@ -22,8 +22,7 @@ from extender.sources.kubeclient import ApiClientTransport
 from extender.sources.prefetch import PODS_PATH, Prefetcher, pod_selector
 from extender.spec.model import Spec
 from tests.kube_apiserver import FakeApiServer
-from tests.test_kube_source import eventually
-from tests.waiting import finishes
+from tests.waiting import eventually, finishes
 
 OURS = "compat-scheduler"
 

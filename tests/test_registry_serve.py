@@ -20,19 +20,17 @@ from extender.cli import main
 from extender.http.app import AppSettings, build_app
 from extender.sources.base import StaticFeatures
 from extender.sources.files import FileFeatures
-from extender.sources.registry.attach import attach
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.lookup import RegistrySpecs
-from extender.sources.registry.reference import parse_reference
 from extender.sources.registry.transport import AiohttpTransport
 from extender.sources.specs import SharedLookups
 from tests.distribution import Distribution
-from tests.oci_images import push_image, push_image_sync
+from tests.oci_images import push_image_sync
+from tests.registry_specs import SPEC, pushed_with_spec
 from tests.serving import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-SPEC = (EXAMPLES / "specs" / "hpc-solver.yaml").read_bytes()
 FILE_IMAGE = "registry.example.com/hpc/cfd-solver:2024.2"
 
 _names = itertools.count()
@@ -47,18 +45,6 @@ def pod(image: str) -> dict[str, Any]:
         "metadata": {"name": "p", "namespace": "d"},
         "spec": {"containers": [{"name": "c", "image": image}]},
     }
-
-
-async def pushed_with_spec(d: Distribution) -> str:
-    transport = AiohttpTransport()
-    try:
-        client = RegistryClient(transport)
-        name = f"{d.host}/hpc/solver{next(_names)}"
-        await push_image(client, name, "2024.2")
-        await attach(client, parse_reference(f"{name}:2024.2"), SPEC)
-        return f"{name}:2024.2"
-    finally:
-        await transport.close()
 
 
 async def post(session: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:

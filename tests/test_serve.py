@@ -20,8 +20,8 @@ import yaml
 
 from extender.cli import main
 from extender.config import load_config
+from tests.file_sources import SPEC_A, nf, put
 from tests.serving import serving_config
-from tests.test_file_sources import SPEC_A, nf, put
 from tests.waiting import SAFETY_SECONDS, until
 
 

@@ -41,6 +41,12 @@ async def until(
         await asyncio.sleep(interval)
 
 
+async def eventually(check: Callable[[], bool]) -> None:
+    """``until`` for a plain condition, polled every 10 ms, failing with a generic message: for the
+    tests that wait on many small conditions of a source's state."""
+    await until(check, "condition not reached", interval=0.01)
+
+
 async def finishes(awaitable: Awaitable[T], what: str, *, limit: float = SAFETY_SECONDS) -> T:
     """The result of ``awaitable``; fail naming ``what`` if it has not finished after ``limit``."""
     try:
