@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -25,12 +25,12 @@ from extender.errors import ConfigError
 from extender.http.app import AppSettings, build_app, build_debug_app
 from extender.http.metrics import Metrics
 from extender.http.tls import ReloadingContext, TlsFiles
-from extender.sources.from_config import open_sources
-
-if TYPE_CHECKING:
-    from aiohttp import web
+from extender.sources.from_config import open_sources, start_task
 
 log = logging.getLogger("compat-extender")
+
+#: How long a stopping listener waits for in-flight requests before closing their connections.
+DRAIN_SECONDS = 10.0
 
 # flag dest -> dotted config key
 _OVERRIDES = {
@@ -123,76 +123,59 @@ async def serve(
     from aiohttp import web  # the pure commands (check-spec) do not need the server stack
 
     tls = tls_from(config)  # before the sources: a bad certificate stops startup at once
-    async with open_sources(config) as sources:
+    stop = stop or asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        sources = await stack.enter_async_context(open_sources(config))
         metrics = Metrics()
         metrics.watch(sources.features, sources.lookups, sources.watched, sources.caches)
         if tls is not None:
             tls.on_reload = lambda ok: metrics.tls_reloads.labels("ok" if ok else "error").inc()
+            if config.tls.reloadSeconds > 0:
+                start_task(stack, _reload_tls(tls, config.tls.reloadSeconds), "reload-tls")
         settings = settings_from(config)
         args = (sources.features, sources.lookups, settings)
         app = build_app(*args, metrics=metrics, sources=sources.watched, caches=sources.caches)
-        access_log = logging.getLogger("aiohttp.access") if config.logLevel == "debug" else None
-        runners = [web.AppRunner(app, access_log=access_log, shutdown_timeout=10.0)]
-        addresses = [(config.listen.host, config.listen.port)]
+        listeners = [(app, config.listen.host, config.listen.port)]
         if config.debug.enabled and config.debug.port:
             debug_app = build_debug_app(
                 *args, metrics=metrics, sources=sources.watched, caches=sources.caches
             )
-            runners.append(web.AppRunner(debug_app, access_log=access_log, shutdown_timeout=10.0))
-            addresses.append((config.debug.host, config.debug.port))
-        reload = None
-        if tls is not None and config.tls.reloadSeconds > 0:
-            reload = asyncio.create_task(_reload_tls(tls, config.tls.reloadSeconds))
+            listeners.append((debug_app, config.debug.host, config.debug.port))
+        _stop_on_signals(stack, stop)
+        access_log = logging.getLogger("aiohttp.access") if config.logLevel == "debug" else None
+        urls: list[str] = []
+        for app, host, port in listeners:
+            runner = web.AppRunner(app, access_log=access_log, shutdown_timeout=DRAIN_SECONDS)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)  # drains in-flight requests, then closes
+            await web.TCPSite(runner, host, port, ssl_context=tls.outer if tls is not None else None).start()
+            bound_host, bound_port = runner.addresses[0][:2]
+            urls.append(f"{'https' if tls is not None else 'http'}://{bound_host}:{bound_port}")
+            log.info("listening on %s%s", urls[-1], " (debug endpoints)" if len(urls) > 1 else "")
+        debug = "off" if not config.debug.enabled else f"on {urls[-1]}"
+        log.info("%s; debug endpoints %s", sources.summary, debug)
+        if on_listening is not None:
+            on_listening(urls)
+        await stop.wait()
+        log.info("stopping: draining in-flight requests")
+
+
+def _stop_on_signals(stack: contextlib.AsyncExitStack, stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` until ``stack`` closes (where the loop can take signal
+    handlers: the main thread of a Unix process)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
         try:
-            await _listen(runners, addresses, stop, on_listening, sources.summary, config, tls)
-        finally:
-            if reload is not None:
-                reload.cancel()
-                await asyncio.gather(reload, return_exceptions=True)
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no Unix signals
+            continue
+        stack.callback(loop.remove_signal_handler, sig)
 
 
 async def _reload_tls(tls: ReloadingContext, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         tls.check()
-
-
-async def _listen(
-    runners: list[web.AppRunner],
-    addresses: list[tuple[str, int]],
-    stop: asyncio.Event | None,
-    on_listening: Callable[[list[str]], None] | None,
-    summary: str,
-    config: Config,
-    tls: ReloadingContext | None = None,
-) -> None:
-    from aiohttp import web
-
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    urls: list[str] = []
-    try:
-        for runner, (host, port) in zip(runners, addresses, strict=True):
-            await runner.setup()
-            ssl_context = tls.outer if tls is not None else None
-            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
-            bound_host, bound_port = runner.addresses[0][:2]
-            urls.append(f"{'https' if tls is not None else 'http'}://{bound_host}:{bound_port}")
-            log.info("listening on %s%s", urls[-1], " (debug endpoints)" if len(urls) > 1 else "")
-        log.info("%s; debug endpoints %s", summary, "off" if not config.debug.enabled else f"on {urls[-1]}")
-        if on_listening is not None:
-            on_listening(urls)
-        await stop.wait()
-        log.info("stopping: draining in-flight requests")
-    finally:
-        for runner in runners:
-            await runner.cleanup()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
 
 
 def serve_command(args: argparse.Namespace) -> int:

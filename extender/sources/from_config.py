@@ -6,9 +6,11 @@
                      registry    -> RegistrySpecs (OCI referrers, bounded caches)
     prefetch.enabled             -> Prefetcher (unscheduled pods' images looked up ahead of time)
 
-:func:`open_sources` is an async context manager: on entry everything is loaded or started (file
-sources read once, watches and pollers started as tasks), on exit tasks are cancelled and HTTP
-sessions closed. Readiness (``features.ready``) turns true after the initial NodeFeature list.
+:func:`open_sources` is an async context manager over one :class:`contextlib.AsyncExitStack`: on
+entry everything is loaded or started (file sources read once, watches and pollers started as tasks)
+and each source registers its own cleanup as it starts; on exit tasks are cancelled and HTTP
+sessions closed, in reverse order. Readiness (``features.ready``) turns true after the initial
+NodeFeature list.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from extender.caching import BoundedCache
 from extender.config import Config
@@ -52,7 +54,6 @@ class Sources:
     lookups: SharedLookups  # what the HTTP layer asks: single-flight in front of ``specs``
     watched: list[tuple[str, WatchedSource]]
     caches: tuple[BoundedCache[object, object], ...] = ()
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     summary: str = ""
 
 
@@ -138,7 +139,12 @@ def registry_specs(config: Config, client: RegistryClient) -> RegistrySpecs:
     )
 
 
-def _task(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+def start_task(
+    stack: contextlib.AsyncExitStack, coro: Coroutine[Any, Any, None], name: str
+) -> asyncio.Task[None]:
+    """Run ``coro`` as a task until ``stack`` closes, which cancels it and waits for it to end. The
+    loops handle their own errors; one that escapes ends the task and is logged with its traceback."""
+
     async def run() -> None:
         try:
             await coro
@@ -147,64 +153,28 @@ def _task(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
         except Exception:  # pragma: no cover - the loops inside handle their own errors
             log.exception("%s stopped", name)
 
-    return asyncio.create_task(run(), name=name)
+    task = asyncio.create_task(run(), name=name)
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # the cancellation asked for just above
+            await task
+        coro.close()  # a task cancelled before its first step never started ``coro``: not an error
+
+    stack.push_async_callback(stop)
+    return task
 
 
 @contextlib.asynccontextmanager
 async def open_sources(config: Config) -> AsyncIterator[Sources]:
-    closers: list[Callable[[], Awaitable[None]]] = []
-    tasks: list[asyncio.Task[None]] = []
-    watched: list[tuple[str, WatchedSource]] = []
-    summary: list[str] = []
-    kube_transport: ApiClientTransport | None = None
-    try:
-        features: FeatureSource
-        if config.features.source == "files":
-            if not config.features.path.is_dir():
-                raise ConfigError("features.path", f"{config.features.path} is not a directory")
-            files = FileFeatures(config.features.path, nfd_namespace=config.features.nfdNamespace)
-            await files.refresh()
-            for where, why in files.errors.items():
-                log.warning("features: cannot load %s: %s", where, why)
-            if config.features.reloadSeconds:
-                tasks.append(
-                    _task(poll(files.refresh, config.features.reloadSeconds, "features"), "features")
-                )
-            features = files
-            watched.append(("features", files))
-            summary.append(f"{len(files.table)} nodes from {config.features.path}")
-        else:
-            kube, api, kube_transport = await _kube_features(config)
-            closers.append(api.close)
-            tasks.append(_task(kube.run(), "watch-nodefeatures"))
-            features = kube
-            watched.append(("features", kube))
-            summary.append("NodeFeatures from the Kubernetes API (ready after the initial list)")
-
-        specs: SpecSource
-        caches: tuple[BoundedCache[object, object], ...] = ()
-        if config.specs.source == "files":
-            if not config.specs.images.is_file():
-                raise ConfigError("specs.images", f"{config.specs.images} is not a file")
-            mapping = FileSpecs(config.specs.images, limits=config.limits.spec_limits())
-            await mapping.refresh()
-            for where, why in mapping.errors.items():
-                log.warning("specs: cannot load %s: %s", where, why)
-            if config.specs.reloadSeconds:
-                tasks.append(_task(poll(mapping.refresh, config.specs.reloadSeconds, "specs"), "specs"))
-            specs = mapping
-            watched.append(("specs", mapping))
-            summary.append(f"{len(mapping.images)} images with specs from {config.specs.images}")
-        else:
-            client, transport = registry_client(config)
-            closers.append(transport.close)
-            remote = registry_specs(config, client)
-            specs = remote
-            caches = remote.caches
-            watched.append(("specs", remote))
-            allowed = ", ".join(config.registry.allow) or "any registry"
-            summary.append(f"specs from OCI registries ({allowed})")
-
+    """Every configured source, loaded or started; on exit each one's own cleanup runs (tasks
+    cancelled, HTTP clients closed) in reverse order of starting, also when a later one failed to
+    start. A cleanup that fails is not swallowed: it propagates once the others have run."""
+    async with contextlib.AsyncExitStack() as stack:
+        watched: list[tuple[str, WatchedSource]] = []
+        summary: list[str] = []
+        features, kube_transport = await _open_features(config, stack, watched, summary)
+        specs, caches = await _open_specs(config, stack, watched, summary)
         lookups = SharedLookups(specs)
         if config.prefetch.enabled:
             from extender.sources.prefetch import Prefetcher
@@ -217,18 +187,64 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
                 config.prefetch.schedulerNames,
                 concurrency=config.prefetch.concurrency,
             )
-            closers.append(prefetcher.close)
-            tasks.append(_task(prefetcher.run(), "prefetch"))
+            stack.push_async_callback(prefetcher.close)
+            start_task(stack, prefetcher.run(), "prefetch")
             watched.append(("prefetch", prefetcher))
             summary.append(f"prefetching images of pods for {', '.join(config.prefetch.schedulerNames)}")
-        yield Sources(features, specs, lookups, watched, caches, tasks, "; ".join(summary))
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for close in reversed(closers):
-            with contextlib.suppress(Exception):
-                await close()
+        yield Sources(features, specs, lookups, watched, caches, "; ".join(summary))
+
+
+async def _open_features(
+    config: Config,
+    stack: contextlib.AsyncExitStack,
+    watched: list[tuple[str, WatchedSource]],
+    summary: list[str],
+) -> tuple[FeatureSource, ApiClientTransport | None]:
+    if config.features.source == "files":
+        if not config.features.path.is_dir():
+            raise ConfigError("features.path", f"{config.features.path} is not a directory")
+        files = FileFeatures(config.features.path, nfd_namespace=config.features.nfdNamespace)
+        await files.refresh()
+        for where, why in files.errors.items():
+            log.warning("features: cannot load %s: %s", where, why)
+        if config.features.reloadSeconds:
+            start_task(stack, poll(files.refresh, config.features.reloadSeconds, "features"), "features")
+        watched.append(("features", files))
+        summary.append(f"{len(files.table)} nodes from {config.features.path}")
+        return files, None
+    kube, api, transport = await _kube_features(config)
+    stack.push_async_callback(api.close)
+    start_task(stack, kube.run(), "watch-nodefeatures")
+    watched.append(("features", kube))
+    summary.append("NodeFeatures from the Kubernetes API (ready after the initial list)")
+    return kube, transport
+
+
+async def _open_specs(
+    config: Config,
+    stack: contextlib.AsyncExitStack,
+    watched: list[tuple[str, WatchedSource]],
+    summary: list[str],
+) -> tuple[SpecSource, tuple[BoundedCache[object, object], ...]]:
+    if config.specs.source == "files":
+        if not config.specs.images.is_file():
+            raise ConfigError("specs.images", f"{config.specs.images} is not a file")
+        mapping = FileSpecs(config.specs.images, limits=config.limits.spec_limits())
+        await mapping.refresh()
+        for where, why in mapping.errors.items():
+            log.warning("specs: cannot load %s: %s", where, why)
+        if config.specs.reloadSeconds:
+            start_task(stack, poll(mapping.refresh, config.specs.reloadSeconds, "specs"), "specs")
+        watched.append(("specs", mapping))
+        summary.append(f"{len(mapping.images)} images with specs from {config.specs.images}")
+        return mapping, ()
+    client, transport = registry_client(config)
+    stack.push_async_callback(transport.close)
+    remote = registry_specs(config, client)
+    watched.append(("specs", remote))
+    allowed = ", ".join(config.registry.allow) or "any registry"
+    summary.append(f"specs from OCI registries ({allowed})")
+    return remote, remote.caches
 
 
 async def _kube_features(config: Config) -> tuple[KubeFeatures, ApiClient, ApiClientTransport]:
