@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,8 @@ IntArray = npt.NDArray[np.intp]  # native index width: numpy gathers without con
 
 _INITIAL_CAPACITY = 64
 
+_ScalarT = TypeVar("_ScalarT", bound=np.generic)
+
 
 class _SlotIndex(dict[str, int]):
     """node name -> slot; a missing name reads as -1 so lookups can run through ``map`` in C."""
@@ -42,7 +44,7 @@ class _SlotIndex(dict[str, int]):
         return -1
 
 
-def _grow(arr: npt.NDArray[np.generic], size: int, fill: object) -> npt.NDArray[np.generic]:
+def _grow(arr: npt.NDArray[_ScalarT], size: int, fill: object) -> npt.NDArray[_ScalarT]:
     out = np.full(size, fill, dtype=arr.dtype)
     out[: len(arr)] = arr
     return out
@@ -68,7 +70,7 @@ class Column:
         return code
 
     def grow(self, size: int) -> None:
-        self.codes = _grow(self.codes, size, -1)  # type: ignore[assignment]
+        self.codes = _grow(self.codes, size, -1)
 
 
 @dataclass(slots=True)
@@ -198,13 +200,13 @@ class FeatureTable:
 
     def _resize(self, size: int) -> None:
         self._capacity = size
-        self._alive = _grow(self._alive, size, False)  # type: ignore[assignment]
+        self._alive = _grow(self._alive, size, False)
         for fc in self._features.values():
-            fc.has_flags = _grow(fc.has_flags, size, False)  # type: ignore[assignment]
-            fc.has_attrs = _grow(fc.has_attrs, size, False)  # type: ignore[assignment]
-            fc.has_instances = _grow(fc.has_instances, size, False)  # type: ignore[assignment]
+            fc.has_flags = _grow(fc.has_flags, size, False)
+            fc.has_attrs = _grow(fc.has_attrs, size, False)
+            fc.has_instances = _grow(fc.has_instances, size, False)
             for name, col in fc.flags.items():
-                fc.flags[name] = _grow(col, size, False)  # type: ignore[assignment]
+                fc.flags[name] = _grow(col, size, False)
             for acol in fc.attrs.values():
                 acol.grow(size)
 
@@ -249,7 +251,7 @@ class FeatureTable:
         row = fc.n_rows
         if row >= len(fc.row_node):
             size = max(16, 2 * len(fc.row_node))
-            fc.row_node = _grow(fc.row_node, size, -1)  # type: ignore[assignment]
+            fc.row_node = _grow(fc.row_node, size, -1)
             for c in fc.inst_attrs.values():
                 c.grow(size)
         fc.n_rows += 1

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from extender.errors import EvaluationError
 from extender.match.reference import eval_expression
+from extender.match.result import Status
 from extender.match.table import BoolArray, Column, FeatureColumns, FeatureTable
 from extender.spec.model import RULE_BACKREF_FEATURE, FeatureTerm, MatchExpression, Rule, Spec
 
@@ -41,47 +42,48 @@ def _scalar(expr: MatchExpression, present: bool, value: str | None) -> tuple[bo
 
 @dataclass(slots=True)
 class _VocabResult:
-    res: list[bool] = field(default_factory=list)
-    err: list[bool] = field(default_factory=list)
-    res_arr: BoolArray | None = None
-    err_arr: BoolArray | None = None
-    any_err: bool = False
+    value_results: list[bool] = field(default_factory=list)
+    value_errors: list[bool] = field(default_factory=list)
+    results_by_code: BoolArray | None = None
+    errors_by_code: BoolArray | None = None
+    any_error: bool = False
 
 
 _MEMO_LIMIT = 512  # expressions remembered per column before the memo starts over
 
 
 def _vocab_eval(col: Column, expr: MatchExpression) -> tuple[BoolArray, BoolArray | None]:
-    vr: _VocabResult | None = col.memo.get(expr)
-    if vr is None:
+    memo_entry: _VocabResult | None = col.memo.get(expr)
+    if memo_entry is None:
         if len(col.memo) >= _MEMO_LIMIT:
             col.memo.clear()
-        vr = col.memo[expr] = _VocabResult()
-    n = len(col.vocab)
-    if vr.res_arr is None or len(vr.res) != n:
-        for value in col.vocab[len(vr.res) :]:
-            r, e = _scalar(expr, True, value)
-            vr.res.append(r)
-            vr.err.append(e)
-        ra, ea = _scalar(expr, False, None)  # key absent: the last slot, where code -1 lands
-        vr.res_arr = np.array([*vr.res, ra], dtype=np.bool_)
-        vr.err_arr = np.array([*vr.err, ea], dtype=np.bool_)
-        vr.any_err = bool(vr.err_arr.any())
-    assert vr.err_arr is not None
-    return vr.res_arr, (vr.err_arr if vr.any_err else None)
+        memo_entry = col.memo[expr] = _VocabResult()
+    vocab_size = len(col.vocab)
+    if memo_entry.results_by_code is None or len(memo_entry.value_results) != vocab_size:
+        for value in col.vocab[len(memo_entry.value_results) :]:
+            value_result, value_error = _scalar(expr, True, value)
+            memo_entry.value_results.append(value_result)
+            memo_entry.value_errors.append(value_error)
+        # key absent: the last slot, where code -1 lands
+        absent_result, absent_error = _scalar(expr, False, None)
+        memo_entry.results_by_code = np.array([*memo_entry.value_results, absent_result], dtype=np.bool_)
+        memo_entry.errors_by_code = np.array([*memo_entry.value_errors, absent_error], dtype=np.bool_)
+        memo_entry.any_error = bool(memo_entry.errors_by_code.any())
+    assert memo_entry.errors_by_code is not None
+    return memo_entry.results_by_code, (memo_entry.errors_by_code if memo_entry.any_error else None)
 
 
 @dataclass(slots=True)
 class _Ctx:
     table: FeatureTable
-    n: int
+    n_slots: int
     backref: FeatureColumns | None = None  # rule.matched as seen after the first rule
 
     def zeros(self) -> BoolArray:
-        return np.zeros(self.n, dtype=np.bool_)
+        return np.zeros(self.n_slots, dtype=np.bool_)
 
     def ones(self) -> BoolArray:
-        return np.ones(self.n, dtype=np.bool_)
+        return np.ones(self.n_slots, dtype=np.bool_)
 
     def lookup(self, key: str) -> FeatureColumns | None:
         if key == RULE_BACKREF_FEATURE and self.backref is not None:
@@ -93,182 +95,195 @@ class _Ctx:
     ) -> tuple[BoolArray, BoolArray | None]:
         """Per element: the expression's result, and its error mask (None: no element can error)."""
         if col is None:
-            r, e = _scalar(expr, False, None)
-            return np.full(length, r, dtype=np.bool_), (np.ones(length, dtype=np.bool_) if e else None)
-        res, err = _vocab_eval(col, expr)
+            absent_result, absent_error = _scalar(expr, False, None)
+            return np.full(length, absent_result, dtype=np.bool_), (
+                np.ones(length, dtype=np.bool_) if absent_error else None
+            )
+        results_by_code, errors_by_code = _vocab_eval(col, expr)
         codes = col.codes[:length]
-        return res[codes], (None if err is None else err[codes])
+        return results_by_code[codes], (None if errors_by_code is None else errors_by_code[codes])
 
 
 def _match_multi(
-    ctx: _Ctx, fc: FeatureColumns, exprs: tuple[tuple[str, MatchExpression], ...]
+    ctx: _Ctx, feature_cols: FeatureColumns, exprs: tuple[tuple[str, MatchExpression], ...]
 ) -> tuple[BoolArray, BoolArray]:
-    has_f, has_a = fc.has_flags, fc.has_attrs
-    fa = has_f | has_a
-    err = ctx.zeros()
-    for key, e in exprs:
-        member = fc.flags.get(key)
-        rp, ep = _scalar(e, True, None)
-        ra, ea = _scalar(e, False, None)
-        if member is None:
-            match_k = np.full(ctx.n, ra, dtype=np.bool_)
-            err_k = np.full(ctx.n, ea, dtype=np.bool_)
+    has_flags, has_attrs = feature_cols.has_flags, feature_cols.has_attrs
+    flags_attrs_match = has_flags | has_attrs
+    errors = ctx.zeros()
+    for key, expr in exprs:
+        flag_column = feature_cols.flags.get(key)
+        flag_result, flag_error = _scalar(expr, True, None)
+        absent_result, absent_error = _scalar(expr, False, None)
+        if flag_column is None:
+            match_by_flag = np.full(ctx.n_slots, absent_result, dtype=np.bool_)
+            error_by_flag = np.full(ctx.n_slots, absent_error, dtype=np.bool_)
         else:
-            match_k = np.where(member, rp, ra)
-            err_k = np.where(member, ep, ea)
-        match_v, err_v = ctx.gather(fc.attrs.get(key), e, ctx.n)
-        dne = e.op == "DoesNotExist"
-        err |= has_f & err_k
-        if dne:
-            if err_v is not None:
-                err |= has_a & ~(has_f & ~match_k) & err_v
-            ok = ((has_f & match_k) | (has_a & match_v)) & ~(has_f & ~match_k) & ~(has_a & ~match_v)
+            match_by_flag = np.where(flag_column, flag_result, absent_result)
+            error_by_flag = np.where(flag_column, flag_error, absent_error)
+        match_by_attr, error_by_attr = ctx.gather(feature_cols.attrs.get(key), expr, ctx.n_slots)
+        is_does_not_exist = expr.op == "DoesNotExist"
+        errors |= has_flags & error_by_flag
+        if is_does_not_exist:
+            if error_by_attr is not None:
+                errors |= has_attrs & ~(has_flags & ~match_by_flag) & error_by_attr
+            expr_match = (
+                ((has_flags & match_by_flag) | (has_attrs & match_by_attr))
+                & ~(has_flags & ~match_by_flag)
+                & ~(has_attrs & ~match_by_attr)
+            )
         else:
-            if err_v is not None:
-                err |= has_a & err_v
-            ok = (has_f & match_k) | (has_a & match_v)
-        fa &= ok
-    if fc.n_rows:
-        rows = fc.row_node[: fc.n_rows]
-        live = rows >= 0
-        row_ok = live.copy()
-        row_err = np.zeros(fc.n_rows, dtype=np.bool_)
-        for key, e in exprs:
-            r, er = ctx.gather(fc.inst_attrs.get(key), e, fc.n_rows)
-            row_ok &= r
-            if er is not None:
-                row_err |= er
-        inst = np.bincount(rows[row_ok], minlength=ctx.n)[: ctx.n] > 0
-        if row_err.any():
-            err |= np.bincount(rows[row_err & live], minlength=ctx.n)[: ctx.n] > 0
-        return fa | inst, err
-    return fa, err
+            if error_by_attr is not None:
+                errors |= has_attrs & error_by_attr
+            expr_match = (has_flags & match_by_flag) | (has_attrs & match_by_attr)
+        flags_attrs_match &= expr_match
+    if feature_cols.n_rows:
+        row_nodes = feature_cols.row_node[: feature_cols.n_rows]
+        live_rows = row_nodes >= 0
+        row_match = live_rows.copy()
+        row_errors = np.zeros(feature_cols.n_rows, dtype=np.bool_)
+        for key, expr in exprs:
+            expr_row_match, expr_row_errors = ctx.gather(
+                feature_cols.inst_attrs.get(key), expr, feature_cols.n_rows
+            )
+            row_match &= expr_row_match
+            if expr_row_errors is not None:
+                row_errors |= expr_row_errors
+        instance_match = np.bincount(row_nodes[row_match], minlength=ctx.n_slots)[: ctx.n_slots] > 0
+        if row_errors.any():
+            errors |= np.bincount(row_nodes[row_errors & live_rows], minlength=ctx.n_slots)[: ctx.n_slots] > 0
+        return flags_attrs_match | instance_match, errors
+    return flags_attrs_match, errors
 
 
-def _match_names(ctx: _Ctx, fc: FeatureColumns, expr: MatchExpression) -> tuple[BoolArray, BoolArray]:
-    memo = fc.name_memo.get(expr)
-    if memo is None:
-        if len(fc.name_memo) >= _MEMO_LIMIT:
-            fc.name_memo.clear()
-        memo = fc.name_memo[expr] = {}
+def _match_names(
+    ctx: _Ctx, feature_cols: FeatureColumns, expr: MatchExpression
+) -> tuple[BoolArray, BoolArray]:
+    results_by_name = feature_cols.name_memo.get(expr)
+    if results_by_name is None:
+        if len(feature_cols.name_memo) >= _MEMO_LIMIT:
+            feature_cols.name_memo.clear()
+        results_by_name = feature_cols.name_memo[expr] = {}
 
     def named(name: str) -> tuple[bool, bool]:
-        hit = memo.get(name)
-        if hit is None:
-            hit = memo[name] = _scalar(expr, True, name)
-        return hit
+        result_and_error = results_by_name.get(name)
+        if result_and_error is None:
+            result_and_error = results_by_name[name] = _scalar(expr, True, name)
+        return result_and_error
 
-    res, err = ctx.zeros(), ctx.zeros()
-    for name, member in fc.flags.items():
-        r, e = named(name)
-        if r:
-            res |= member
-        if e:
-            err |= member
-    for name, col in fc.attrs.items():
-        r, e = named(name)
-        if r or e:
-            present = col.codes[: ctx.n] >= 0
-            if r:
-                res |= present
-            if e:
-                err |= present
-    if fc.n_rows:
-        rows = fc.row_node[: fc.n_rows]
-        row_res = np.zeros(fc.n_rows, dtype=np.bool_)
-        row_err = np.zeros(fc.n_rows, dtype=np.bool_)
-        for name, col in fc.inst_attrs.items():
-            r, e = named(name)
-            if r or e:
-                present = (col.codes[: fc.n_rows] >= 0) & (rows >= 0)
-                if r:
-                    row_res |= present
-                if e:
-                    row_err |= present
-        res |= np.bincount(rows[row_res], minlength=ctx.n)[: ctx.n] > 0
-        err |= np.bincount(rows[row_err], minlength=ctx.n)[: ctx.n] > 0
-    return res, err
+    matched, errors = ctx.zeros(), ctx.zeros()
+    for name, flag_column in feature_cols.flags.items():
+        name_matched, name_erred = named(name)
+        if name_matched:
+            matched |= flag_column
+        if name_erred:
+            errors |= flag_column
+    for name, col in feature_cols.attrs.items():
+        name_matched, name_erred = named(name)
+        if name_matched or name_erred:
+            has_key = col.codes[: ctx.n_slots] >= 0
+            if name_matched:
+                matched |= has_key
+            if name_erred:
+                errors |= has_key
+    if feature_cols.n_rows:
+        row_nodes = feature_cols.row_node[: feature_cols.n_rows]
+        row_matched = np.zeros(feature_cols.n_rows, dtype=np.bool_)
+        row_errors = np.zeros(feature_cols.n_rows, dtype=np.bool_)
+        for name, col in feature_cols.inst_attrs.items():
+            name_matched, name_erred = named(name)
+            if name_matched or name_erred:
+                has_key = (col.codes[: feature_cols.n_rows] >= 0) & (row_nodes >= 0)
+                if name_matched:
+                    row_matched |= has_key
+                if name_erred:
+                    row_errors |= has_key
+        matched |= np.bincount(row_nodes[row_matched], minlength=ctx.n_slots)[: ctx.n_slots] > 0
+        errors |= np.bincount(row_nodes[row_errors], minlength=ctx.n_slots)[: ctx.n_slots] > 0
+    return matched, errors
 
 
 def _match_terms(ctx: _Ctx, terms: tuple[FeatureTerm, ...]) -> tuple[BoolArray, BoolArray]:
-    is_match, stale, err = ctx.ones(), ctx.ones(), ctx.zeros()
+    is_match, stale_match, errors = ctx.ones(), ctx.ones(), ctx.zeros()
     for term in terms:
-        fc = ctx.lookup(term.feature_key)
-        if fc is None:
+        feature_cols = ctx.lookup(term.feature_key)
+        if feature_cols is None:
             is_match[:] = False
             continue
-        exists = fc.has_flags | fc.has_attrs | fc.has_instances
+        feature_exists = feature_cols.has_flags | feature_cols.has_attrs | feature_cols.has_instances
         if term.match_expressions is not None:
-            tm, e = _match_multi(ctx, fc, term.match_expressions)
-            err |= exists & e
+            term_match, term_errors = _match_multi(ctx, feature_cols, term.match_expressions)
+            errors |= feature_exists & term_errors
         else:
-            tm = stale  # NFD's stale flag: the previous evaluated term's result
+            term_match = stale_match  # NFD's stale flag: the previous evaluated term's result
         if term.match_name is not None:
-            gate = exists & tm
-            nm, ne = _match_names(ctx, fc, term.match_name)
-            err |= gate & ne
-            tm = tm & nm
-        stale = np.where(exists, tm, stale)
-        is_match &= exists & tm
-    return is_match, err
+            names_evaluated = feature_exists & term_match
+            name_match, name_errors = _match_names(ctx, feature_cols, term.match_name)
+            errors |= names_evaluated & name_errors
+            term_match = term_match & name_match
+        stale_match = np.where(feature_exists, term_match, stale_match)
+        is_match &= feature_exists & term_match
+    return is_match, errors
 
 
 def _eval_rule(ctx: _Ctx, rule: Rule) -> tuple[BoolArray, BoolArray, BoolArray]:
     """(matched, error, returns_vars) per node slot."""
-    err = ctx.zeros()
-    any_ok = ctx.zeros()
+    errors = ctx.zeros()
+    any_element_matched = ctx.zeros()
     for element in rule.match_any:
-        r, e = _match_terms(ctx, element)
-        any_ok |= r
-        err |= e
-    mf = ctx.ones()
+        element_match, element_errors = _match_terms(ctx, element)
+        any_element_matched |= element_match
+        errors |= element_errors
+    features_match = ctx.ones()
     if rule.match_features:
-        mf, e = _match_terms(ctx, rule.match_features)
-        err |= e
-    matched = (any_ok if rule.match_any else ctx.ones()) & mf & ~err
-    return matched, err, mf & ~err
+        features_match, features_errors = _match_terms(ctx, rule.match_features)
+        errors |= features_errors
+    matched = (any_element_matched if rule.match_any else ctx.ones()) & features_match & ~errors
+    return matched, errors, features_match & ~errors
 
 
 def _start_backref(ctx: _Ctx) -> FeatureColumns:
     """rule.matched after the first rule: the node's own attributes of that name (if any) as the
     base, present on every node, with copied columns that rules' vars are written into."""
-    base = ctx.table.feature(RULE_BACKREF_FEATURE)
-    n = ctx.n
-    fc = FeatureColumns(
-        has_flags=np.zeros(n, np.bool_), has_attrs=np.ones(n, np.bool_), has_instances=np.zeros(n, np.bool_)
+    base_cols = ctx.table.feature(RULE_BACKREF_FEATURE)
+    n_slots = ctx.n_slots
+    backref_cols = FeatureColumns(
+        has_flags=np.zeros(n_slots, np.bool_),
+        has_attrs=np.ones(n_slots, np.bool_),
+        has_instances=np.zeros(n_slots, np.bool_),
     )
-    if base is not None:
-        fc.has_flags, fc.flags = base.has_flags, base.flags
-        fc.has_instances, fc.row_node, fc.n_rows, fc.inst_attrs = (
-            base.has_instances,
-            base.row_node,
-            base.n_rows,
-            base.inst_attrs,
+    if base_cols is not None:
+        backref_cols.has_flags, backref_cols.flags = base_cols.has_flags, base_cols.flags
+        backref_cols.has_instances, backref_cols.row_node, backref_cols.n_rows, backref_cols.inst_attrs = (
+            base_cols.has_instances,
+            base_cols.row_node,
+            base_cols.n_rows,
+            base_cols.inst_attrs,
         )
-        for key, col in base.attrs.items():
-            fc.attrs[key] = Column(col.codes.copy(), list(col.vocab), dict(col.index))
-    return fc
+        for key, col in base_cols.attrs.items():
+            backref_cols.attrs[key] = Column(col.codes.copy(), list(col.vocab), dict(col.index))
+    return backref_cols
 
 
 def evaluate_table(spec: Spec, table: FeatureTable, set_indexes: tuple[int, ...]) -> StatusMatrix:
     """Status of every selected set on every node slot of ``table`` (rows = slots)."""
-    ctx = _Ctx(table=table, n=table.capacity)
-    out = np.zeros((ctx.n, len(set_indexes)), dtype=np.int8)
-    for col_i, idx in enumerate(set_indexes):
-        ok, bad = ctx.ones(), ctx.zeros()
-        for rule in spec.compatibilities[idx].rules:
-            matched, err, returns_vars = _eval_rule(ctx, rule)
-            ok &= matched
-            bad |= err
+    ctx = _Ctx(table=table, n_slots=table.capacity)
+    status = np.zeros((ctx.n_slots, len(set_indexes)), dtype=np.int8)
+    for set_col, set_index in enumerate(set_indexes):
+        all_rules_matched, any_rule_erred = ctx.ones(), ctx.zeros()
+        for rule in spec.compatibilities[set_index].rules:
+            matched, rule_errors, returns_vars = _eval_rule(ctx, rule)
+            all_rules_matched &= matched
+            any_rule_erred |= rule_errors
             if ctx.backref is None:
                 ctx.backref = _start_backref(ctx)
             for key, value in rule.vars:
-                col = ctx.backref.attrs.get(key)
-                if col is None:
-                    col = ctx.backref.attrs[key] = Column(np.full(ctx.n, -1, dtype=np.intp))
-                col.codes[returns_vars] = col.code_for(value)
-        out[:, col_i] = np.where(bad, 2, ok.astype(np.int8))
-    return out
+                var_col = ctx.backref.attrs.get(key)
+                if var_col is None:
+                    var_col = ctx.backref.attrs[key] = Column(np.full(ctx.n_slots, -1, dtype=np.intp))
+                var_col.codes[returns_vars] = var_col.code_for(value)
+        # .value: a plain int stays int8 under NEP 50; the IntEnum member itself would widen to int64
+        status[:, set_col] = np.where(any_rule_erred, Status.ERROR.value, all_rules_matched.astype(np.int8))
+    return status
 
 
 class LazyErrors(Mapping[tuple[int, int], str]):
