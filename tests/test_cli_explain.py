@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from extender.cli import main
+from extender.cli.main import main
 from extender.cli.report import failures, render_expression, render_table
 from extender.features.nodefeature import features_from_dict
 from extender.match.explain import explain

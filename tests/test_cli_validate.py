@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from extender.cli import main
+from extender.cli.main import main
 from extender.features.nodefeature import parse_nodefeature
 from tests.distribution import Distribution
 from tests.fake_host import FakeHost, intel_host

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from extender.cli import _parser
+from extender.cli.main import _parser
 from extender.cli.server import config_from_args
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError

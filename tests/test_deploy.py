@@ -34,7 +34,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestServer
 
-from extender import cli
+from extender.cli import main as cli
 from extender.config import Config, load_config, to_dict
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from extender.sources.prefetch import PODS_PATH

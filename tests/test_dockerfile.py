@@ -163,7 +163,7 @@ def test_the_build_context_has_what_copy_needs() -> None:
     for path in needed:
         assert (ROOT / path).exists(), path
         assert not ignore.excluded(path), f".dockerignore excludes {path}, which the Dockerfile copies"
-    assert not ignore.excluded("extender/cli/__init__.py")
+    assert not ignore.excluded("extender/cli/main.py")
     for kept_out in ("tests/test_app.py", ".venv/bin/python", ".git/HEAD", "extender/__pycache__/cli.pyc"):
         assert ignore.excluded(kept_out), kept_out
 
@@ -330,11 +330,11 @@ def test_the_project_wheel(built: Built) -> None:
         names = zf.namelist()
         entry_points = zf.read(f"nfd_compat_extender-{VERSION}.dist-info/entry_points.txt").decode()
     assert "extender/py.typed" in names
-    assert "extender/cli/__init__.py" in names
+    assert "extender/cli/main.py" in names
     tops = {n.split("/")[0] for n in names}
     assert tops == {"extender", f"nfd_compat_extender-{VERSION}.dist-info"}, tops  # no tests/, benchmarks/
     assert not [n for n in names if "/tests/" in n or n.startswith("tests/")]
-    assert f"{SCRIPT_NAME} = extender.cli:main" in entry_points
+    assert f"{SCRIPT_NAME} = extender.cli.main:main" in entry_points
     # every dependency came as a wheel (the runtime stage installs with --no-index)
     assert len(list(built.wheels.glob("*.whl"))) > len(PYPROJECT["project"]["dependencies"])
 

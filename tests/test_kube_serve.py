@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from extender.cli import main
+from extender.cli.main import main
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from tests.distribution import Distribution
 from tests.file_sources import SPEC_A, put

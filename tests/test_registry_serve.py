@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 import pytest
 
-from extender.cli import main
+from extender.cli.main import main
 from extender.http.app import AppSettings, build_app
 from extender.sources.base import StaticFeatures
 from extender.sources.files import FileFeatures

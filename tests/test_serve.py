@@ -18,7 +18,7 @@ import orjson
 import pytest
 import yaml
 
-from extender.cli import main
+from extender.cli.main import main
 from extender.config import load_config
 from tests.file_sources import SPEC_A, nf, put
 from tests.serving import serving_config

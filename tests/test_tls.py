@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from extender.cli import main
+from extender.cli.main import main
 from extender.config import load_config
 from extender.errors import ConfigError
 from extender.http.tls import ReloadingContext, TlsFiles

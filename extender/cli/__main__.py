@@ -1,5 +1,5 @@
 """``python -m extender.cli``: the same as the ``compat-extender`` command."""
 
-from extender.cli import main
+from extender.cli.main import main
 
 raise SystemExit(main())

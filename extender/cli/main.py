@@ -1,0 +1,53 @@
+"""``compat-extender``: the command line.
+
+    compat-extender serve [--config FILE] [--host H] [--port P] [--features DIR] [--images FILE] ...
+    compat-extender check-spec FILE...
+    compat-extender attach --image REF --spec FILE      (cli/registry.py)
+    compat-extender discover --image REF
+    compat-extender validate-node (--image REF | --spec FILE)  (cli/validate.py)
+    compat-extender host-features
+    compat-extender explain --image REF [--node NAME]   (cli/explain.py)
+
+Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject; ``validate-node``
+and ``explain``: incompatible), 2 bad usage, configuration or any other error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+
+from extender.cli import check_spec, explain, registry, server, validate
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="compat-extender", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    server.add_parser(sub)
+    check_spec.add_parser(sub)
+    registry.add_parsers(sub)
+    validate.add_parsers(sub)
+    explain.add_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return server.serve_command(args)
+    if args.command == "check-spec":
+        return check_spec.check_specs(args.files)
+    if args.command == "attach":
+        return asyncio.run(registry.attach_command(args))
+    if args.command == "discover":
+        return asyncio.run(registry.discover_command(args))
+    if args.command == "validate-node":
+        return validate.validate_node_command(args)
+    if args.command == "host-features":
+        return validate.host_features_command(args)
+    if args.command == "explain":
+        return explain.explain_command(args)
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse allows only the above
