@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
+# ruff, and the layer contract of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check extender tests benchmarks
 	$(BIN)/ruff format --check extender tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy extender tests benchmarks
@@ -64,4 +66,4 @@ bench: $(STAMP) $(REGISTRY)
 	$(BIN)/python -m benchmarks plot
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .import_linter_cache

@@ -303,3 +303,27 @@ async def test_metrics(client: TestClient[Any, Any]) -> None:
     assert metric(text, 'compat_extender_cache_lookups_total{cache="explanations",result="hit"}') == 2
     assert metric(text, 'compat_extender_cache_entries{cache="explanations"}') == 1
     assert metric(text, 'compat_extender_cache_bytes{cache="explanations"}') > 0
+
+
+async def test_two_apps_side_by_side_keep_their_caches_apart() -> None:
+    """Caches belong to each app's table, not to a module: one app's work never shows in the other."""
+    apps = []
+    for _ in range(2):
+        features = StaticFeatures(make_table())
+        lookups = SharedLookups(StaticSpecs(IMAGES))
+        metrics = Metrics()
+        metrics.watch(features, lookups)
+        apps.append((features, build_app(features, lookups, AppSettings(), metrics=metrics)))
+    (first_features, first), (second_features, second) = apps
+    body = {"Pod": pod("reg/gpu:1"), "NodeNames": ["node-a", "node-b", "node-c"]}
+    async with TestClient(TestServer(first)) as one, TestClient(TestServer(second)) as two:
+        for _ in range(2):
+            await post_json(one, "/filter", body)
+        sources_one = await get_json(one, "/debug/sources")
+        sources_two = await get_json(two, "/debug/sources")
+        text_two = await (await two.get("/metrics")).text()
+    assert sources_one["caches"]["results"] == {**sources_one["caches"]["results"], "misses": 1, "hits": 1}
+    assert sources_one["caches"]["explanations"]["entries"] == 1  # node-c, the one failing node
+    assert all(c["entries"] == c["hits"] == c["misses"] == 0 for c in sources_two["caches"].values())
+    assert metric(text_two, 'compat_extender_cache_entries{cache="results"}') == 0
+    assert len(first_features.table.caches.results) == 1 and len(second_features.table.caches.results) == 0
