@@ -14,6 +14,8 @@ from extender import errors
 def _exception_classes() -> dict[str, type[BaseException]]:
     found: dict[str, type[BaseException]] = {}
     for info in pkgutil.walk_packages(extender.__path__, "extender."):
+        if info.name.endswith(".__main__"):
+            continue  # runs the command line when imported (and defines nothing)
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
             if (
