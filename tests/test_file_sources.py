@@ -153,6 +153,42 @@ async def test_spec_mapping(tmp_path: Path) -> None:
     assert await src.lookup("reg/bad:1") is None and src.errors == {}
 
 
+@pytest.mark.parametrize("breakage", ["invalid", "unreadable", "removed"])
+async def test_a_spec_file_that_breaks_keeps_its_last_good_spec(
+    tmp_path: Path, breakage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    put(tmp_path / "a.yaml", SPEC_A)
+    put(tmp_path / "images.yaml", "images:\n  reg/a:1: a.yaml\n")
+    src = FileSpecs(tmp_path / "images.yaml")
+    assert await src.refresh()
+    good = await src.lookup("reg/a:1")
+    assert good is not None and src.errors == {}
+
+    if breakage == "invalid":
+        put(tmp_path / "a.yaml", b"version: v1alpha1\ncompatibilities: 3\n")
+    elif breakage == "unreadable":
+        (tmp_path / "a.yaml").unlink()
+        (tmp_path / "a.yaml").mkdir()  # a directory where the file was: open() fails
+    else:
+        (tmp_path / "a.yaml").unlink()
+    with caplog.at_level("WARNING", logger="extender.sources.files"):
+        await src.refresh()
+    assert await src.lookup("reg/a:1") is good  # still in effect
+    assert list(src.errors) == [str(tmp_path / "a.yaml")]
+    assert any(
+        r.levelname == "WARNING" and "a.yaml" in r.getMessage() and "last good spec" in r.getMessage()
+        for r in caplog.records
+    )
+    assert not await src.refresh()  # the broken file is not re-read (nor re-logged) until it changes
+
+    if breakage == "unreadable":
+        (tmp_path / "a.yaml").rmdir()
+    put(tmp_path / "a.yaml", SPEC_B)  # fixed: the new spec replaces the last good one
+    assert await src.refresh()
+    fixed = await src.lookup("reg/a:1")
+    assert fixed is not None and fixed.digest != good.digest and src.errors == {}
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [

@@ -231,9 +231,11 @@ def _read_spec(path: Path, limits: SpecLimits | None) -> _SpecEntry:
 class FileSpecs:
     """image reference -> spec, from a mapping file and the spec files it names.
 
-    An image that is not in the mapping has no spec. An image whose spec file cannot be read or
-    parsed raises :class:`SpecLookupError` — the configured failure policy decides what that means
-    for the pod, exactly as for a registry that cannot be reached.
+    An image that is not in the mapping has no spec. A spec file that stops loading (unreadable,
+    removed, or no longer a valid spec) keeps its last good spec in effect, like a NodeFeature file,
+    and is reported at WARNING and in ``errors`` (``/debug/sources``) until it loads again. A spec
+    file that never loaded raises :class:`SpecLookupError` — the configured failure policy decides
+    what that means for the pod, exactly as for a registry that cannot be reached.
     """
 
     def __init__(self, mapping: Path, *, limits: SpecLimits | None = None) -> None:
@@ -288,7 +290,7 @@ class FileSpecs:
         if stale:
             entries = await asyncio.to_thread(lambda: [_read_spec(p, self._limits) for p in stale])
             for entry in entries:
-                self._specs[entry.path] = entry
+                self._specs[entry.path] = self._keep_last_good(entry)
             changed = True
         for p in [p for p in self._specs if p not in wanted]:
             del self._specs[p]
@@ -296,6 +298,17 @@ class FileSpecs:
             self.reloads += 1
             log.info("image specs: %d images mapped, %d spec files", len(self._images), len(self._specs))
         return changed
+
+    def _keep_last_good(self, entry: _SpecEntry) -> _SpecEntry:
+        """``entry``, or, when it failed to load, the same failure carrying the last good spec."""
+        if entry.spec is not None:
+            return entry
+        previous = self._specs.get(entry.path)
+        if previous is not None and previous.spec is not None:
+            log.warning("image specs: %s; its last good spec stays in effect", entry.error)
+            return _SpecEntry(entry.path, entry.stamp, previous.spec, entry.error)
+        log.warning("image specs: %s", entry.error)
+        return entry
 
 
 async def poll(refresh: Callable[[], Awaitable[object]], interval: float, name: str) -> None:
