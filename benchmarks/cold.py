@@ -43,12 +43,12 @@ from benchmarks.matcher import BENCH_SPEC
 from benchmarks.progress import NO_PROGRESS, Steps
 from benchmarks.report import finish, fmt_ms, machine_facts, say
 from extender.http.app import AppSettings, build_app
+from extender.images import parse_reference
 from extender.match.table import table_from_nodefeatures
 from extender.sources.base import StaticFeatures
 from extender.sources.registry.attach import attach
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.lookup import RegistrySpecs
-from extender.sources.registry.reference import parse_reference
 from extender.sources.registry.transport import AiohttpTransport
 from extender.sources.specs import SharedLookups
 from tests.distribution import run_distribution

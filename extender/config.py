@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from extender.errors import ConfigError, ExtenderError, FileLoadError
+from extender.images import parse_scope_pattern
 from extender.platforms import parse_platform_spec
 from extender.spec.yamlgo import SpecLimits
 from extender.yamlfile import load_file
@@ -53,6 +54,9 @@ class Specs:
     source: Literal["files", "registry"] = "files"
     images: Path = Path("examples/images.yaml")  # files
     reloadSeconds: float = 2.0  # files
+    # images that may carry specs: registry host[/repository prefix]; others have no spec and are never
+    # looked up (nor can their lookup fail the pod). Empty: every image.
+    scope: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +319,11 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         parse_platform_spec(config.registry.platform)
     except ExtenderError as exc:
         raise ConfigError("registry.platform", str(exc)) from None
+    for i, pattern in enumerate(config.specs.scope):
+        try:
+            parse_scope_pattern(pattern)
+        except ExtenderError as exc:
+            raise ConfigError(f"specs.scope[{i}]", str(exc)) from None
     return config
 
 

@@ -8,9 +8,9 @@ import asyncio
 import json
 from dataclasses import dataclass
 
+from extender.images import ImageRef, parse_reference
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.manifests import OCI_INDEX, OCI_MANIFEST, Descriptor, digest_of
-from extender.sources.registry.reference import ImageRef, parse_reference
 from extender.sources.registry.transport import AiohttpTransport
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"

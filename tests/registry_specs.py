@@ -7,9 +7,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from extender.images import parse_reference
 from extender.sources.registry.attach import attach
 from extender.sources.registry.client import RegistryClient
-from extender.sources.registry.reference import parse_reference
 from extender.sources.registry.transport import AiohttpTransport
 from tests.distribution import Distribution
 from tests.oci_images import push_image

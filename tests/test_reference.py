@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extender.errors import ImageReferenceError
-from extender.sources.registry.reference import ImageRef, normalise, parse_reference
+from extender.images import ImageRef, normalise, parse_reference
 
 H = "a" * 64
 D = f"sha256:{H}"

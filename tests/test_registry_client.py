@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import pytest
 
 from extender.errors import SpecLookupError
+from extender.images import parse_reference
 from extender.sources.registry.auth import Credentials
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
-from extender.sources.registry.reference import parse_reference
 from extender.sources.registry.transport import AiohttpTransport
 from extender.spec.parse import parse_spec
 from tests.oci_registry import FakeRegistry, serve_registry

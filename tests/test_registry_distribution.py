@@ -17,6 +17,7 @@ from extender.errors import (
     SpecError,
     SpecLookupError,
 )
+from extender.images import parse_reference
 from extender.platforms import Platform
 from extender.sources.registry import attach as attach_module
 from extender.sources.registry.attach import attach
@@ -24,7 +25,6 @@ from extender.sources.registry.auth import Credentials
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
 from extender.sources.registry.manifests import OCI_MANIFEST, Descriptor, digest_of, referrers_tag
-from extender.sources.registry.reference import parse_reference
 from extender.sources.registry.transport import AiohttpTransport
 from extender.spec.model import ARTIFACT_TYPE
 from extender.spec.parse import parse_spec

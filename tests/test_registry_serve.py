@@ -179,3 +179,36 @@ def test_cli_attach_and_discover(
     assert "MANIFEST_UNKNOWN" in capsys.readouterr().err
     assert main(["discover", "--image", "Not A Reference"]) == 2
     assert main(["attach", "--image", image, "--spec", str(spec), "--created", "yesterday"]) == 2
+
+
+async def test_scope_spares_sidecars_from_other_registries(
+    distribution: Distribution, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    """registry.allow names only the project's registry and the policy is Fail: an injected sidecar
+    from elsewhere fails the pod's lookups unless specs.scope leaves it out (no spec, never looked up)."""
+    image = await pushed_with_spec(distribution)
+    sidecar = "docker.io/istio/proxyv2:1.24.0"  # not allowed: looking it up is an error, not "no spec"
+    body = {
+        "Pod": {"metadata": {"name": "p"}, "spec": {"containers": [{"image": image}, {"image": sidecar}]}},
+        "NodeNames": node_names(),
+    }
+    base_config = {
+        "listen": {"port": 0},
+        "failurePolicy": "Fail",
+        "features": {"path": str(EXAMPLES / "nodefeatures"), "reloadSeconds": 0},
+        "registry": {"allow": [distribution.host]},
+    }
+    async with serving({**base_config, "specs": {"source": "registry"}}, tmp_path) as base:
+        _, unscoped = await post(session, f"{base}/filter", body)
+    assert sidecar in unscoped["Error"] and "allow" in unscoped["Error"], unscoped
+
+    scoped = {**base_config, "specs": {"source": "registry", "scope": [f"{distribution.host}/hpc"]}}
+    async with serving(scoped, tmp_path) as base:
+        _, out = await post(session, f"{base}/filter", body)
+        _, alone = await post(session, f"{base}/filter", {**body, "Pod": pod(image)})
+        async with session.get(f"{base}/metrics") as resp:
+            metrics = await resp.text()
+    assert out["Error"] == "" and out == alone  # the sidecar imposes nothing: the same answer as without it
+    assert 0 < len(out["NodeNames"]) < len(node_names())
+    assert 'compat_extender_spec_lookups_total{result="out_of_scope"} 1.0' in metrics
+    assert 'compat_extender_spec_lookups_total{result="error"} 0.0' in metrics

@@ -21,10 +21,10 @@ import orjson
 
 from extender.config import Config, load_config
 from extender.errors import ConfigError, ExtenderError, SpecError
+from extender.images import parse_reference
 from extender.sources.from_config import registry_client, registry_specs
 from extender.sources.registry.attach import attach
 from extender.sources.registry.manifests import ANNOTATION_CREATED, Descriptor, parse_rfc3339
-from extender.sources.registry.reference import parse_reference
 
 
 def add_parsers(sub: Any) -> None:

@@ -38,11 +38,11 @@ from extender.features.nodefeature import (
     features_from_dict,
     node_features_from_objects,
 )
+from extender.images import parse_reference
 from extender.match.explain import explain
 from extender.sources.files import objects_in
 from extender.sources.from_config import registry_client, registry_specs
 from extender.sources.host.discover import HostPaths, discover
-from extender.sources.registry.reference import parse_reference
 from extender.spec.model import Spec
 from extender.spec.parse import parse_spec
 from extender.yamlfile import load_file

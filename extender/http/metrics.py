@@ -119,10 +119,15 @@ class _Live(Collector):
         )
         if self.lookups is not None:
             c = self.lookups.counts
-            lookups = CounterMetricFamily(f"{NS}_spec_lookups", "Spec lookups by result.", labels=["result"])
+            lookups = CounterMetricFamily(
+                f"{NS}_spec_lookups",
+                "Spec lookups by result (out_of_scope: not looked up, no spec).",
+                labels=["result"],
+            )
             lookups.add_metric(["spec"], c.spec)
             lookups.add_metric(["no_spec"], c.no_spec)
             lookups.add_metric(["error"], c.error)
+            lookups.add_metric(["out_of_scope"], c.out_of_scope)
             yield lookups
             yield CounterMetricFamily(
                 f"{NS}_spec_lookups_joined",

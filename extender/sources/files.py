@@ -30,8 +30,8 @@ from typing import Any
 from extender.errors import ExtenderError, SpecLookupError
 from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, ParsedNodeFeature, parse_nodefeature
 from extender.features.objects import NodeFeatureObjects, ObjectKey
+from extender.images import normalise
 from extender.match.table import FeatureTable
-from extender.sources.registry.reference import normalise
 from extender.spec.model import Spec
 from extender.spec.parse import SpecLimits, parse_spec
 from extender.yamlfile import load_file

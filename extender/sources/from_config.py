@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from extender.caching import BoundedCache
 from extender.config import Config
 from extender.errors import ConfigError, RegistryError
+from extender.images import ImageScope
 from extender.platforms import parse_platform_spec
 from extender.sources.base import FeatureSource, SpecSource, WatchedSource
 from extender.sources.files import FileFeatures, FileSpecs, poll
@@ -175,7 +176,16 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
         summary: list[str] = []
         features, kube_transport = await _open_features(config, stack, watched, summary)
         specs, caches = await _open_specs(config, stack, watched, summary)
-        lookups = SharedLookups(specs)
+        scope = ImageScope(config.specs.scope)
+        lookups = SharedLookups(specs, scope=scope)
+        if scope:
+            summary.append(f"specs only for images under {', '.join(scope.patterns)}")
+        if config.specs.source == "registry" and config.registry.allow and not scope:
+            log.warning(
+                "registry.allow is set but specs.scope is not: an image from any other registry (an "
+                "injected sidecar, say) is a failed lookup, and under failurePolicy Fail its pod is not "
+                "scheduled; set specs.scope to the registries whose images carry specs"
+            )
         if config.prefetch.enabled:
             from extender.sources.prefetch import Prefetcher
 

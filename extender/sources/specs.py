@@ -1,4 +1,10 @@
-"""image -> spec, the way the HTTP layer asks for it: concurrent lookups of one image share one.
+"""image -> spec, the way the HTTP layer asks for it: only images in scope are looked up, and
+concurrent lookups of one image share one.
+
+An image outside the configured scope (``specs.scope``, :class:`~extender.images.ImageScope`) has no
+spec: it is never looked up, so an injected sidecar from a public registry neither costs a round trip
+nor, when its registry is not allowed, fails the pod under policy ``Fail``. A failed lookup is logged
+with the image and the cause, at most once per image a minute.
 
 kube-scheduler may call filter for many pods of one Deployment at once; the first call for an image
 starts the lookup and the others wait for the same result instead of each going to the source (a
@@ -10,12 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import cachetools
+
+from extender.images import ImageScope
 from extender.sources.base import SpecSource
 from extender.spec.model import Spec
+
+log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -55,21 +68,43 @@ class LookupCounts:
     spec: int = 0
     no_spec: int = 0
     error: int = 0
+    out_of_scope: int = 0
+
+
+#: A failed lookup of one image is logged at most once per this many seconds.
+FAILURE_LOG_SECONDS = 60.0
 
 
 class SharedLookups:
-    """A :class:`SpecSource` that puts single-flight in front of another and counts outcomes."""
+    """A :class:`SpecSource` that answers "no spec" for images outside ``scope``, puts single-flight
+    in front of ``inner`` for the others, counts outcomes and logs failures (rate-limited)."""
 
-    def __init__(self, inner: SpecSource) -> None:
+    def __init__(
+        self,
+        inner: SpecSource,
+        *,
+        scope: ImageScope | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.inner = inner
+        self.scope = scope or ImageScope()
         self.flight: SingleFlight[str, Spec | None] = SingleFlight()
         self.counts = LookupCounts()
+        self._logged: cachetools.TTLCache[str, None] = cachetools.TTLCache(
+            maxsize=4096, ttl=FAILURE_LOG_SECONDS, timer=clock
+        )
 
     async def lookup(self, image: str) -> Spec | None:
+        if not self.scope.covers(image):
+            self.counts.out_of_scope += 1
+            return None
         try:
             spec = await self.flight.do(image, lambda: self.inner.lookup(image))
-        except Exception:
+        except Exception as exc:
             self.counts.error += 1
+            if image not in self._logged:
+                self._logged[image] = None
+                log.warning("spec lookup for image %s failed: %s", image, exc)
             raise
         if spec is None:
             self.counts.no_spec += 1

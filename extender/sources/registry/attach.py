@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from extender.errors import RegistryError
+from extender.images import ImageRef
 from extender.sources.registry.client import Fetched, RegistryClient
 from extender.sources.registry.manifests import (
     ANNOTATION_CREATED,
@@ -33,7 +34,6 @@ from extender.sources.registry.manifests import (
     digest_of,
     referrers_tag,
 )
-from extender.sources.registry.reference import ImageRef
 from extender.spec.model import ARTIFACT_TYPE, SPEC_MEDIA_TYPE
 from extender.spec.parse import parse_spec
 

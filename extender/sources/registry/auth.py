@@ -24,8 +24,8 @@ from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from extender.errors import RegistryAuthError
+from extender.images import DOCKER_HUB, DOCKER_HUB_API
 from extender.sources.registry.manifests import parse_rfc3339
-from extender.sources.registry.reference import DOCKER_HUB, DOCKER_HUB_API
 
 #: A header value longer than this is refused rather than parsed.
 MAX_HEADER = 8192

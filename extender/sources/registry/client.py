@@ -34,6 +34,7 @@ from extender.errors import (
     RegistryNotAllowedError,
     RegistryStatusError,
 )
+from extender.images import ImageRef
 from extender.sources.registry.auth import (
     BearerToken,
     Challenge,
@@ -64,7 +65,6 @@ from extender.sources.registry.manifests import (
     verify_descriptor,
     verify_digest,
 )
-from extender.sources.registry.reference import ImageRef
 from extender.sources.registry.transport import Response, Transport
 from extender.spec.model import ARTIFACT_TYPE
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from extender.caching import BoundedCache
 from extender.errors import ExtenderError, ManifestError, SpecError, SpecLookupError
+from extender.images import ImageRef, parse_reference
 from extender.platforms import Platform
 from extender.sources.registry.client import Fetched, Referrers, RegistryClient
 from extender.sources.registry.manifests import (
@@ -44,7 +45,6 @@ from extender.sources.registry.manifests import (
     spec_layer,
     untyped_referrers,
 )
-from extender.sources.registry.reference import ImageRef, parse_reference
 from extender.spec.model import ARTIFACT_TYPE, Spec
 from extender.spec.parse import SpecLimits, parse_spec
 

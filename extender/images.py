@@ -122,3 +122,54 @@ def normalise(text: str) -> str:
         return str(parse_reference(text))
     except ImageReferenceError:
         return text
+
+
+class ImageScope:
+    """The images that may carry compatibility specs (``specs.scope``): each pattern is a registry
+    host (``registry.example.com``, ``localhost:5000``), optionally followed by a repository path
+    prefix (``registry.example.com/hpc``). An image is in scope when its normalised name (registry
+    and repository, no tag) equals a pattern or continues it with ``/``: ``registry.example.com/hpc``
+    covers ``registry.example.com/hpc/solver`` but not ``registry.example.com/hpcx``. Docker Hub is
+    ``docker.io`` (``docker.io/library`` for official images). No patterns: every image is in scope.
+    """
+
+    def __init__(self, patterns: tuple[str, ...] | list[str] = ()) -> None:
+        self.patterns = tuple(parse_scope_pattern(p) for p in patterns)
+
+    def __bool__(self) -> bool:
+        """True when the scope limits anything (some pattern is set)."""
+        return bool(self.patterns)
+
+    def covers(self, image: str) -> bool:
+        if not self.patterns:
+            return True
+        try:
+            ref = parse_reference(image)
+        except ImageReferenceError:
+            return False  # not an image any registry would serve: nothing to look up
+        name = ref.name
+        return any(name == p or name.startswith(p + "/") for p in self.patterns)
+
+
+def parse_scope_pattern(text: str) -> str:
+    """``host[/repository-prefix]`` in its canonical spelling; ImageReferenceError when it is not
+    one (a pattern must name its registry: ``nginx`` or ``library/nginx`` would be ambiguous)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ImageReferenceError(f"scope pattern {text!r}: expected host[/repository-prefix]")
+    stripped = text.strip().rstrip("/")
+    host = stripped.split("/", 1)[0]
+    if not ("." in host or ":" in host or host == "localhost"):
+        raise ImageReferenceError(
+            f"scope pattern {text!r}: must start with a registry host (e.g. docker.io/{stripped})"
+        )
+    path = stripped.split("/", 1)[1] if "/" in stripped else ""
+    if "@" in stripped or ":" in path:
+        raise ImageReferenceError(f"scope pattern {text!r}: no tag or digest, only host[/repository-prefix]")
+    if not _HOST.fullmatch(host):
+        raise ImageReferenceError(f"scope pattern {text!r}: invalid registry host {host!r}")
+    for component in path.split("/") if path else ():
+        if not _COMPONENT.fullmatch(component):
+            raise ImageReferenceError(f"scope pattern {text!r}: invalid path component {component!r}")
+    # a prefix, not an image: Docker Hub's "library/" is not added (docker.io/istio is the istio org)
+    host = DOCKER_HUB if host == "index.docker.io" else host
+    return f"{host}/{path}" if path else host
