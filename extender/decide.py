@@ -33,9 +33,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from extender.features.nodefeature import NodeFeatures
 from extender.match.caches import ExplanationKey
 from extender.match.evaluate import slot_verdicts
 from extender.match.explain import explain
+from extender.match.reference import evaluate_node
+from extender.match.result import Status
 from extender.match.table import FeatureTable
 from extender.spec.model import Spec
 
@@ -164,3 +167,24 @@ def _scores(ok: npt.NDArray[np.bool_], raw: npt.NDArray[np.int64]) -> list[int]:
     if best_raw <= limit and int(passing.min()) >= 0:  # int64 arithmetic cannot overflow
         return ((2 * MAX_SCORE * passing + best_raw) // (2 * best_raw)).tolist()  # type: ignore[no-any-return]
     return [(2 * MAX_SCORE * r + best_raw) // (2 * best_raw) for r in passing.tolist()]
+
+
+def fits(
+    images: Sequence[ImageSpec],
+    features: NodeFeatures | None,
+    *,
+    tags: frozenset[str] | None = None,
+    missing_features: MissingFeatures = "fail",
+) -> bool:
+    """Does a pod with these spec'd images fit one node with these features (``None``: the node
+    has no NodeFeature)? The verdict :func:`decide` gives that node, computed for the node alone with
+    the reference evaluator: what the wake-up compares before and after a NodeFeature change."""
+    if not images:
+        return True
+    if features is None:
+        return missing_features == "pass"
+    for item in images:
+        results = evaluate_node(item.spec, features, item.spec.selected_sets(tags))
+        if not any(r.status == Status.MATCHED for r in results):
+            return False
+    return True
