@@ -13,6 +13,9 @@ itself:
   lands where the image's CMD reads it;
 * the scheduler config copy matches config/kube-scheduler.yaml but for leader election;
 * registry credentials come as a mounted Secret file, changing nothing else;
+* overlays and components compose: none replaces base's config file, a change to it reaches every
+  rendering (each overlay, and every component at once), components add config fragments that the
+  extender merges over it;
 * the validate-image Job's command parses with the real CLI parser.
 """
 
@@ -20,10 +23,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import functools
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -55,7 +61,12 @@ KUSTOMIZATIONS = {
     "pull-secrets": DEPLOY / "overlays" / "pull-secrets",
     "validate-image": DEPLOY / "validate-image",
 }
-WITH_EXTENDER = ("base", "second-scheduler", "pull-secrets")
+#: every optional component (deploy/components/*), each a kustomize Component
+COMPONENTS = sorted(p.parent.name for p in (DEPLOY / "components").glob("*/kustomization.yaml"))
+#: base with every component at once, rendered from a copy of deploy/ (see copy_deploy)
+ALL_COMPONENTS = "all-components"
+RENDERS = (*KUSTOMIZATIONS, ALL_COMPONENTS)
+WITH_EXTENDER = ("base", "second-scheduler", "pull-secrets", ALL_COMPONENTS)
 WITH_SCHEDULER = ("second-scheduler", "pull-secrets")
 # The cluster version the manifests target: the second scheduler's minor (kube-scheduler v1.36.x),
 # and a version kubernetes-validate ships schemas for.
@@ -68,10 +79,9 @@ WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
 READ = {"get", "list", "watch"}
 
 
-@functools.cache
-def _render(name: str) -> str:
+def _kustomize(directory: Path) -> str:
     result = subprocess.run(
-        [tool("kubectl"), "kustomize", str(KUSTOMIZATIONS[name])],
+        [tool("kubectl"), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -81,9 +91,40 @@ def _render(name: str) -> str:
     return result.stdout
 
 
+def kustomize(directory: Path) -> list[Doc]:
+    """The objects `kubectl kustomize <directory>` prints."""
+    return [d for d in yaml.safe_load_all(_kustomize(directory)) if d]
+
+
+@functools.cache
+def _render(name: str) -> str:
+    if name == ALL_COMPONENTS:
+        with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
+            return _kustomize(copy_deploy(Path(tmp)) / "overlays" / ALL_COMPONENTS)
+    return _kustomize(KUSTOMIZATIONS[name])
+
+
 def render(name: str) -> list[Doc]:
-    """The objects `kubectl kustomize deploy/<name>` prints (a fresh copy each time)."""
+    """The objects `kubectl kustomize deploy/<name>` prints (a fresh copy each time); for
+    ALL_COMPONENTS, deploy/base with every component at once."""
     return [d for d in yaml.safe_load_all(_render(name)) if d]
+
+
+def copy_deploy(tmp_path: Path) -> Path:
+    """A copy of deploy/ to change and render, with one kustomization more: base and every
+    component at once (overlays/all-components)."""
+    copied = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copied)
+    every = copied / "overlays" / ALL_COMPONENTS
+    every.mkdir()
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../../base"],
+        "components": [f"../../components/{c}" for c in COMPONENTS],
+    }
+    (every / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return copied
 
 
 def find(docs: list[Doc], kind: str, name: str | None = None, namespace: str | None = None) -> list[Doc]:
@@ -144,17 +185,31 @@ def image_cmd() -> list[str]:
     return cmd.words()
 
 
-def extender_config(docs: list[Doc], directory: Path) -> tuple[Config, str, str]:
-    """The extender's config as the pod reads it: (loaded with the extender's loader, the file's
-    text, its path in the container)."""
+def extender_args(docs: list[Doc]) -> list[str]:
     ext = container(docs, EXTENDER)
-    args = ext.get("args") or image_cmd()  # no args: the image's CMD
     assert "command" not in ext or ext["command"][:1] == [SCRIPT_NAME]
-    path = args[args.index("--config") + 1]
-    text, mounted = config_map_file(docs, EXTENDER, str(Path(path).parent), Path(path).name)
-    assert mounted == path
-    (directory / "extender.yaml").write_text(text)
-    return load_config(directory / "extender.yaml"), text, path
+    args: list[str] = ext.get("args") or image_cmd()  # no args: the image's CMD
+    return args
+
+
+def config_paths(args: list[str]) -> list[str]:
+    """Every ``--config`` of the extender's command line, in order (later ones merge over earlier)."""
+    return [args[i + 1] for i, a in enumerate(args) if a == "--config"]
+
+
+def extender_config(docs: list[Doc], directory: Path) -> tuple[Config, str, str]:
+    """The extender's config as the pod reads it: (every --config file, written out and loaded with
+    the extender's loader in order; the first file's text, its path in the container)."""
+    paths = config_paths(extender_args(docs))
+    assert paths
+    written: list[Path] = []
+    for i, path in enumerate(paths):
+        text, mounted = config_map_file(docs, EXTENDER, str(Path(path).parent), Path(path).name)
+        assert mounted == path
+        (directory / str(i)).mkdir(exist_ok=True)
+        written.append(directory / str(i) / Path(path).name)
+        written[-1].write_text(text)
+    return load_config(written), written[0].read_text(), paths[0]
 
 
 def scheduler_config(docs: list[Doc]) -> Doc:
@@ -205,7 +260,7 @@ def granted(docs: list[Doc], namespace: str, account: str) -> dict[tuple[str, st
 # -- rendering and schemas ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_renders_objects_valid_for_kubernetes(name: str) -> None:
     docs = render(name)
     assert docs
@@ -240,7 +295,7 @@ def test_schema_validation_is_strict() -> None:
         kubernetes_validate.validate(wrong_type, K8S_MINOR, strict=True)
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_images_are_the_release(name: str) -> None:
     for doc in render(name):
         if doc["kind"] not in WORKLOADS:
@@ -282,7 +337,7 @@ def test_extender_rbac_is_exactly_what_it_reads(name: str, tmp_path: Path) -> No
             assert find(docs, ref["kind"], ref["name"]), f"{account} is bound to {ref['name']}"
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_no_role_grants_secrets_wildcards_or_escalation(name: str) -> None:
     for role in find(render(name), "ClusterRole") + find(render(name), "Role"):
         for rule in role["rules"]:
@@ -346,7 +401,7 @@ def test_scheduler_rights(name: str) -> None:
 # -- pods: hardening, probes, ports ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_every_container_is_hardened(name: str) -> None:
     docs = render(name)
     uid, _ = dockerfile.user_ids(dockerfile.read()[-1])
@@ -380,7 +435,7 @@ def test_every_container_is_hardened(name: str) -> None:
                 assert mount["name"] in writable or mount.get("readOnly") is True, f"{where}: {mount}"
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_host_paths_only_where_the_namespace_allows_them(name: str) -> None:
     docs = render(name)
     levels = {
@@ -617,6 +672,106 @@ def test_pull_secrets_mount_credentials_and_change_nothing_else(tmp_path: Path) 
     assert not find(with_creds, "Secret")
     for kind in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ServiceAccount"):
         assert find(with_creds, kind) == find(plain, kind), kind
+
+
+# -- composition: overlays and components change only what they name --------------------------------
+
+
+def test_every_overlay_and_component_is_rendered_here() -> None:
+    overlays = {p.parent.name for p in (DEPLOY / "overlays").glob("*/kustomization.yaml")}
+    assert overlays <= set(KUSTOMIZATIONS), overlays - set(KUSTOMIZATIONS)
+    assert COMPONENTS, "deploy/components is empty"
+    for name in COMPONENTS:
+        kustomization = yaml.safe_load((DEPLOY / "components" / name / "kustomization.yaml").read_text())
+        assert kustomization["kind"] == "Component", name
+
+
+def _config_maps_named(docs: list[Doc], name: str) -> list[Doc]:
+    return [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith(f"{name}-")]
+
+
+@pytest.mark.parametrize("name", WITH_EXTENDER)
+def test_no_overlay_replaces_the_base_config(name: str, tmp_path: Path) -> None:
+    """base/extender.yaml reaches the pod byte for byte; whatever an overlay adds is a fragment of
+    its own, read by a later --config, and the command line is otherwise the image's CMD."""
+    docs = render(name)
+    args = extender_args(docs)
+    cmd = image_cmd()
+    assert args[: len(cmd)] == cmd
+    rest = args[len(cmd) :]
+    assert rest[::2] == ["--config"] * (len(rest) // 2) and len(rest) % 2 == 0, rest
+    paths = config_paths(args)
+    assert len(set(paths)) == len(paths)
+    base_text = (DEPLOY / "base" / "extender.yaml").read_text()
+    text, _ = config_map_file(docs, EXTENDER, str(Path(paths[0]).parent), Path(paths[0]).name)
+    assert text == base_text
+    # and every fragment is valid over base on its own
+    base = tmp_path / "extender.yaml"
+    base.write_text(base_text)
+    for i, path in enumerate(paths[1:]):
+        fragment_text, _ = config_map_file(docs, EXTENDER, str(Path(path).parent), Path(path).name)
+        fragment = tmp_path / f"fragment-{i}.yaml"
+        fragment.write_text(fragment_text)
+        load_config([base, fragment])
+
+
+def _kustomizations_with_extender(deploy: Path) -> dict[str, Path]:
+    return {
+        "base": deploy / "base",
+        **{p.parent.name: p.parent for p in sorted((deploy / "overlays").glob("*/kustomization.yaml"))},
+    }
+
+
+def test_a_change_to_the_base_config_reaches_every_overlay(tmp_path: Path) -> None:
+    """Edit a copy of deploy/base/extender.yaml (registry.allow, the lookup timeout, prefetch's
+    concurrency) and render every overlay, and base with every component, from that copy: the edit
+    is in each rendering's effective config, and each overlay's own change is still there."""
+    deploy = copy_deploy(tmp_path)
+    extender_yaml = deploy / "base" / "extender.yaml"
+    tree = yaml.safe_load(extender_yaml.read_text())
+    tree["registry"]["allow"] = ["composition-check.example", "registry.example.com:5000"]
+    tree["registry"]["lookupSeconds"] = 7
+    tree["prefetch"]["concurrency"] = 3
+    extender_yaml.write_text(yaml.safe_dump(tree))
+
+    originals = {
+        name: extender_config(render(name), _dir(tmp_path, "orig", name))[0] for name in WITH_EXTENDER
+    }
+    renderings = _kustomizations_with_extender(deploy)
+    assert set(renderings) == set(WITH_EXTENDER), "an overlay without the extender? add it to WITH_EXTENDER"
+    for name, directory in renderings.items():
+        config, text, _ = extender_config(kustomize(directory), _dir(tmp_path, "edited", name))
+        assert text == extender_yaml.read_text(), name
+        assert config.registry.allow == ("composition-check.example", "registry.example.com:5000"), name
+        assert config.registry.lookupSeconds == 7, name
+        assert config.prefetch.concurrency == 3, name
+        # what the overlay itself sets is unchanged by the edit
+        before = originals[name]
+        expected = dataclasses.replace(
+            before,
+            registry=dataclasses.replace(before.registry, allow=config.registry.allow, lookupSeconds=7),
+            prefetch=dataclasses.replace(before.prefetch, concurrency=3),
+        )
+        assert config == expected, name
+
+
+def _dir(tmp_path: Path, *parts: str) -> Path:
+    directory = tmp_path.joinpath(*parts)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def test_pull_secrets_fragment_composes_with_base_edits(tmp_path: Path) -> None:
+    """The control for the test above: the pull-secrets overlay's own key survives an edit of the
+    same section of base (registry), so the fragment is merged, not a replacement of either."""
+    deploy = copy_deploy(tmp_path)
+    extender_yaml = deploy / "base" / "extender.yaml"
+    tree = yaml.safe_load(extender_yaml.read_text())
+    tree["registry"]["plainHttp"] = ["lab.example:5000"]
+    extender_yaml.write_text(yaml.safe_dump(tree))
+    config, _, _ = extender_config(kustomize(deploy / "overlays" / "pull-secrets"), tmp_path)
+    assert config.registry.plainHttp == ("lab.example:5000",)
+    assert config.registry.dockerConfig == Path("/etc/compat-extender-registry/config.json")
 
 
 # -- validate-image ----------------------------------------------------------------------------------
