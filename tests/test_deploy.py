@@ -16,6 +16,10 @@ itself:
 * overlays and components compose: none replaces base's config file, a change to it reaches every
   rendering (each overlay, and every component at once), components add config fragments that the
   extender merges over it;
+* both Deployments run at the project's own PriorityClass; the NetworkPolicy lets the scheduler and
+  Prometheus reach the listener's port and the pods reach DNS, the API server and registries; the
+  ServiceMonitor (a CRD the schemas do not know) has the shape the prometheus-operator reads and
+  scrapes the Service's port at /metrics;
 * the validate-image Job's command parses with the real CLI parser.
 """
 
@@ -26,6 +30,7 @@ import copy
 import dataclasses
 import functools
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -68,13 +73,16 @@ ALL_COMPONENTS = "all-components"
 RENDERS = (*KUSTOMIZATIONS, ALL_COMPONENTS)
 WITH_EXTENDER = ("base", "second-scheduler", "pull-secrets", ALL_COMPONENTS)
 WITH_SCHEDULER = ("second-scheduler", "pull-secrets")
+WITH_NETWORK_POLICY = ("second-scheduler", "pull-secrets", ALL_COMPONENTS)
 # The cluster version the manifests target: the second scheduler's minor (kube-scheduler v1.36.x),
 # and a version kubernetes-validate ships schemas for.
 K8S_MINOR = "1.36"
 IMAGE = f"ghcr.io/nfd-compat-extender/compat-extender:{VERSION}"
 EXTENDER = ("Deployment", "compat-extender")
 SCHEDULER = ("Deployment", "compat-scheduler")
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+#: kinds of CRDs the schemas do not know: their shape is checked by the tests of their own
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
 READ = {"get", "list", "watch"}
 
@@ -268,7 +276,11 @@ def test_renders_objects_valid_for_kubernetes(name: str) -> None:
     for doc in docs:
         kind, meta = doc["kind"], doc["metadata"]
         # strict: an unknown or misspelt field is an error, not silently dropped by the API server
-        kubernetes_validate.validate(doc, K8S_MINOR, strict=True)
+        if (doc["apiVersion"], kind) in CUSTOM_KINDS:
+            with pytest.raises(kubernetes_validate.SchemaNotFoundError):  # or it would be validated here
+                kubernetes_validate.validate(doc, K8S_MINOR, strict=True)
+        else:
+            kubernetes_validate.validate(doc, K8S_MINOR, strict=True)
         if kind in CLUSTER_SCOPED:
             assert "namespace" not in meta, (kind, meta["name"])
         else:
@@ -772,6 +784,173 @@ def test_pull_secrets_fragment_composes_with_base_edits(tmp_path: Path) -> None:
     config, _, _ = extender_config(kustomize(deploy / "overlays" / "pull-secrets"), tmp_path)
     assert config.registry.plainHttp == ("lab.example:5000",)
     assert config.registry.dockerConfig == Path("/etc/compat-extender-registry/config.json")
+
+
+# -- priority ----------------------------------------------------------------------------------------
+
+#: the highest value a PriorityClass may have outside the built-in system- classes
+HIGHEST_USER_PRIORITY = 1_000_000_000
+
+
+@pytest.mark.parametrize("name", WITH_EXTENDER)
+def test_extender_and_scheduler_run_at_the_projects_priority(name: str) -> None:
+    docs = render(name)
+    on_path = [one(docs, *EXTENDER)] + ([one(docs, *SCHEDULER)] if name in WITH_SCHEDULER else [])
+    classes = {pod_spec(d).get("priorityClassName") for d in on_path}
+    assert len(classes) == 1 and None not in classes, classes
+    (class_name,) = classes
+    assert isinstance(class_name, str) and not class_name.startswith("system-")  # reserved
+    pc = one(docs, "PriorityClass", class_name)
+    # high: above every workload at the default 0 and any ordinary class; a user class may not
+    # exceed one billion (above are system-cluster-critical and system-node-critical)
+    assert HIGHEST_USER_PRIORITY // 2 <= pc["value"] <= HIGHEST_USER_PRIORITY
+    assert pc.get("globalDefault", False) is False  # it must not become every pod's priority
+    assert pc.get("preemptionPolicy", "PreemptLowerPriority") == "PreemptLowerPriority"
+    # every priorityClassName in the render is defined in it
+    for workload in (d for d in docs if d["kind"] in WORKLOADS):
+        used = pod_spec(workload).get("priorityClassName")
+        assert used is None or find(docs, "PriorityClass", used), used
+
+
+# -- network policy ----------------------------------------------------------------------------------
+
+
+def _peer_admits(peer: Doc, pod_labels: dict[str, str], pod_namespace: Doc, policy_namespace: str) -> bool:
+    """Whether a NetworkPolicyPeer (podSelector/namespaceSelector, matchLabels only) admits a pod."""
+    assert set(peer) <= {"podSelector", "namespaceSelector"}, peer
+    pods = peer.get("podSelector")
+    namespaces = peer.get("namespaceSelector")
+    for selector in (pods, namespaces):
+        assert selector is None or set(selector) == {"matchLabels"}, selector
+    if namespaces is None:
+        in_namespace = pod_namespace["metadata"]["name"] == policy_namespace
+    else:
+        in_namespace = matches(namespaces["matchLabels"], pod_namespace["metadata"].get("labels", {}))
+    return in_namespace and (pods is None or matches(pods["matchLabels"], pod_labels))
+
+
+def _namespace_object(name: str, labels: dict[str, str] | None = None) -> Doc:
+    """A Namespace as the API server has it: with the kubernetes.io/metadata.name label it sets."""
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, **(labels or {})}}}
+
+
+def _port_numbers(rule: Doc, container_ports: dict[str, int]) -> set[tuple[int, str]]:
+    out = set()
+    for port in rule["ports"]:
+        number = container_ports[port["port"]] if isinstance(port["port"], str) else port["port"]
+        out.add((number, port.get("protocol", "TCP")))
+    return out
+
+
+def test_base_has_no_network_policy() -> None:
+    """base may be registered with a scheduler of the cluster's own (on the control plane's host
+    network, which no pod selector matches): a policy there would cut that scheduler off."""
+    assert not find(render("base"), "NetworkPolicy")
+
+
+@pytest.mark.parametrize("name", WITH_NETWORK_POLICY)
+def test_network_policy_admits_the_scheduler_and_prometheus_only_to_the_listener(
+    name: str, tmp_path: Path
+) -> None:
+    docs = render(name)
+    config, _, _ = extender_config(docs, tmp_path)
+    deployment = one(docs, *EXTENDER)
+    namespace = deployment["metadata"]["namespace"]
+    policies = [
+        p
+        for p in find(docs, "NetworkPolicy", namespace=namespace)
+        if matches(
+            p["spec"]["podSelector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]
+        )
+    ]
+    (policy,) = policies
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    ext_ports = {p["name"]: p["containerPort"] for p in container(docs, EXTENDER)["ports"]}
+    # every ingress rule opens the listener's port and nothing else (the debug port is loopback)
+    for rule in spec["ingress"]:
+        assert _port_numbers(rule, ext_ports) == {(config.listen.port, "TCP")}, rule
+    # the scheduler's pods (when rendered here) are admitted
+    ns = _namespace_object(namespace)
+    if name in WITH_SCHEDULER:
+        sched = one(docs, *SCHEDULER)
+        labels = sched["spec"]["template"]["metadata"]["labels"]
+        assert any(_peer_admits(peer, labels, ns, namespace) for r in spec["ingress"] for peer in r["from"])
+    # Prometheus (monitoring/prometheus) is; an arbitrary pod in another namespace, or this one, is not
+    prometheus = ({"app.kubernetes.io/name": "prometheus"}, _namespace_object("monitoring"))
+    stranger = ({"app": "web"}, _namespace_object("default"))
+    neighbour = ({"app": "web"}, ns)
+    admitted = [
+        any(_peer_admits(peer, labels, pod_ns, namespace) for r in spec["ingress"] for peer in r["from"])
+        for labels, pod_ns in (prometheus, stranger, neighbour)
+    ]
+    assert admitted == [True, False, False]
+    # egress: DNS to the cluster's DNS pods, and 443/6443 (API server, HTTPS registries) to any address
+    dns = [r for r in spec["egress"] if {p["port"] for p in r["ports"]} == {53}]
+    assert len(dns) == 1 and _port_numbers(dns[0], {}) == {(53, "UDP"), (53, "TCP")}
+    kube_dns = ({"k8s-app": "kube-dns"}, _namespace_object("kube-system"))
+    assert any(_peer_admits(peer, *kube_dns, namespace) for peer in dns[0]["to"])
+    anywhere = [r for r in spec["egress"] if r is not dns[0]]
+    assert len(anywhere) == 1
+    assert {p["ipBlock"]["cidr"] for p in anywhere[0]["to"]} == {"0.0.0.0/0", "::/0"}
+    assert not any(p["ipBlock"].get("except") for p in anywhere[0]["to"])
+    assert _port_numbers(anywhere[0], {}) == {(443, "TCP"), (6443, "TCP")}
+
+
+# -- monitoring --------------------------------------------------------------------------------------
+
+# The fields of the prometheus-operator's ServiceMonitor (monitoring.coreos.com/v1) that these
+# manifests may use; the schemas do not know the CRD, so a misspelt one would otherwise pass.
+SERVICE_MONITOR_SPEC = {
+    "selector",
+    "namespaceSelector",
+    "endpoints",
+    "jobLabel",
+    "targetLabels",
+    "sampleLimit",
+}
+SERVICE_MONITOR_ENDPOINT = {
+    "port",
+    "path",
+    "scheme",
+    "interval",
+    "scrapeTimeout",
+    "honorLabels",
+    "tlsConfig",
+    "relabelings",
+    "metricRelabelings",
+}
+DURATION = re.compile(r"^(\d+(ms|s|m|h))+$")
+
+
+def test_service_monitor_scrapes_the_metrics_port(tmp_path: Path) -> None:
+    docs = render(ALL_COMPONENTS)
+    config, _, _ = extender_config(docs, tmp_path)
+    (monitor,) = find(docs, "ServiceMonitor")
+    assert (monitor["apiVersion"], monitor["kind"]) in CUSTOM_KINDS
+    assert set(monitor) == {"apiVersion", "kind", "metadata", "spec"}
+    spec = monitor["spec"]
+    assert set(spec) <= SERVICE_MONITOR_SPEC and {"selector", "endpoints"} <= set(spec), spec
+    service = one(docs, "Service", "compat-extender")
+    # it selects this Service (and no other Service rendered), in the Service's namespace
+    assert set(spec["selector"]) == {"matchLabels"}
+    selected = [
+        s for s in find(docs, "Service") if matches(spec["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
+    assert selected == [service]
+    assert spec["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    (endpoint,) = spec["endpoints"]
+    assert set(endpoint) <= SERVICE_MONITOR_ENDPOINT, endpoint
+    (port,) = service["spec"]["ports"]
+    assert endpoint["port"] == port["name"] and port["port"] == config.listen.port
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["scheme"] == ("http" if config.tls.certFile is None else "https")
+    for key in ("interval", "scrapeTimeout"):
+        assert DURATION.match(endpoint[key]), endpoint[key]
+    # nowhere else: monitoring needs the CRD, so it is optional
+    for name in KUSTOMIZATIONS:
+        assert not find(render(name), "ServiceMonitor"), name
 
 
 # -- validate-image ----------------------------------------------------------------------------------
