@@ -20,6 +20,8 @@ itself:
   Prometheus reach the listener's port and the pods reach DNS, the API server and registries; the
   ServiceMonitor (a CRD the schemas do not know) has the shape the prometheus-operator reads and
   scrapes the Service's port at /metrics;
+* the image is named in one place, which `make image IMAGE=...` rewrites (and `make test` does not
+  need);
 * the validate-image Job's command parses with the real CLI parser.
 """
 
@@ -951,6 +953,91 @@ def test_service_monitor_scrapes_the_metrics_port(tmp_path: Path) -> None:
     # nowhere else: monitoring needs the CRD, so it is optional
     for name in KUSTOMIZATIONS:
         assert not find(render(name), "ServiceMonitor"), name
+
+
+# -- the image ---------------------------------------------------------------------------------------
+
+IMAGE_COMPONENT = DEPLOY / "image"
+
+
+def _makefile_rules() -> dict[str, list[str]]:
+    rules: dict[str, list[str]] = {}
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        m = re.match(r"^([A-Za-z$][\w$()./-]*)\s*:(?!=)\s*(.*)$", line)
+        if m and not line.startswith("\t"):
+            rules.setdefault(m[1], []).extend(m[2].split())
+    return rules
+
+
+def test_the_image_is_named_in_one_place_that_make_image_sets() -> None:
+    component = yaml.safe_load((IMAGE_COMPONENT / "kustomization.yaml").read_text())
+    (entry,) = component["images"]
+    assert f"{entry['newName']}:{entry['newTag']}" == IMAGE
+    # nothing else in deploy/ names an image for the extender's placeholder
+    for path in DEPLOY.rglob("kustomization.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        if path.parent != IMAGE_COMPONENT:
+            assert "images" not in doc, path
+    # the Makefile's default is the same image, and its target rewrites that file
+    makefile = (ROOT / "Makefile").read_text()
+    (default,) = re.findall(r"^IMAGE \?= (\S+)$", makefile, re.MULTILINE)
+    assert default == IMAGE
+    assert re.search(r"^IMAGE_KUSTOMIZATION := deploy/image/kustomization.yaml$", makefile, re.MULTILINE)
+    # and `make test` does not need it (nor an engine)
+    rules = _makefile_rules()
+    seen, todo = set(), ["test"]
+    while todo:
+        target = todo.pop()
+        if target not in seen:
+            seen.add(target)
+            todo.extend(rules.get(target, []))
+    assert "image" in rules and "image" not in seen, seen
+
+
+def test_make_image_sets_the_image_in_every_rendering(tmp_path: Path) -> None:
+    """On a copy of deploy/, with CONTAINER_TOOL empty (no build): every extender container in every
+    rendering runs the new image; an image without a tag is refused and changes nothing."""
+    deploy = copy_deploy(tmp_path)
+    make = shutil.which("make")
+    assert make, "make is needed to run `make image`"
+
+    def make_image(image: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                make,
+                "-s",
+                "-C",
+                str(tmp_path),
+                "-f",
+                str(ROOT / "Makefile"),
+                "image",
+                f"IMAGE={image}",
+                "CONTAINER_TOOL=",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        )
+
+    new = "registry.example.com:5000/team/compat-extender:1.10"
+    done = make_image(new)
+    assert done.returncode == 0, done.stderr
+    renderings = {**_kustomizations_with_extender(deploy), "validate-image": deploy / "validate-image"}
+    for name, directory in renderings.items():
+        images = [
+            c["image"]
+            for d in kustomize(directory)
+            if d["kind"] in WORKLOADS
+            for c in containers(pod_spec(d))
+            if c["name"] != "kube-scheduler"
+        ]
+        assert images and set(images) == {new}, (name, images)
+    before = (deploy / "image" / "kustomization.yaml").read_text()
+    for bad in ("registry.example.com:5000/team/compat-extender", "compat-extender@sha256:00", "x:1;rm"):
+        refused = make_image(bad)
+        assert refused.returncode != 0 and "make image:" in refused.stderr, (bad, refused.stderr)
+        assert (deploy / "image" / "kustomization.yaml").read_text() == before
 
 
 # -- validate-image ----------------------------------------------------------------------------------
