@@ -22,6 +22,8 @@ itself:
   scrapes the Service's port at /metrics;
 * the image is named in one place, which `make image IMAGE=...` rewrites (and `make test` does not
   need);
+* the extender's memory is README's sizing row for 5,000 nodes, whose streamed figures are
+  benchmarks/results/memory.json's;
 * the validate-image Job's command parses with the real CLI parser.
 """
 
@@ -31,6 +33,7 @@ import argparse
 import copy
 import dataclasses
 import functools
+import math
 import os
 import re
 import shutil
@@ -43,6 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import kubernetes_validate
+import orjson
 import pytest
 import yaml
 from aiohttp.test_utils import TestServer
@@ -953,6 +957,58 @@ def test_service_monitor_scrapes_the_metrics_port(tmp_path: Path) -> None:
     # nowhere else: monitoring needs the CRD, so it is optional
     for name in KUSTOMIZATIONS:
         assert not find(render(name), "ServiceMonitor"), name
+
+
+# -- sizing ------------------------------------------------------------------------------------------
+
+README = ROOT / "README.md"
+MEMORY_RESULTS = ROOT / "benchmarks" / "results" / "memory.json"
+MIB = {"Mi": 1, "Gi": 1024}
+
+
+def _quantity_mib(quantity: str) -> int:
+    m = re.fullmatch(r"(\d+)(Mi|Gi)", quantity)
+    assert m, quantity
+    number, unit = m.groups()
+    return int(number) * MIB[unit]
+
+
+def sizing_table() -> dict[str, list[str]]:
+    """README's sizing table: first cell (nodes) -> the row's cells."""
+    text = README.read_text()
+    start = text.index("### Sizing")
+    rows: dict[str, list[str]] = {}
+    for line in text[start:].splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells
+    return rows
+
+
+def _mib(cell: str) -> float:
+    """The first figure in a cell: "146 MiB" -> 146, "≈ 6.9 GiB (estimate)" -> 7065.6."""
+    m = re.search(r"([\d,.]+) (MiB|GiB)", cell)
+    assert m, cell
+    number, unit = m.groups()
+    return float(number.replace(",", "")) * (1024 if unit == "GiB" else 1)
+
+
+def test_readme_sizing_is_the_measured_memory_and_the_deployment_follows_it() -> None:
+    """The streamed column is benchmarks/results/memory.json; each row's memory is 1.3x the
+    after-list figure rounded up to 128 MiB; the Deployment ships the 5,000-node row."""
+    rows = sizing_table()
+    measured = {r["nodes"]: r["extra"] for r in orjson.loads(MEMORY_RESULTS.read_bytes())["rows"]}
+    for nodes in (1000, 5000, 50000):
+        cells = rows[f"{nodes:,}"]
+        assert round(_mib(cells[1])) == round(measured[nodes]["rss_mib"]), cells
+        memory = _quantity_mib(cells[3].split()[0].strip("`"))
+        assert memory == math.ceil(1.3 * _mib(cells[2]) / 128) * 128, cells
+    resources = container(render("base"), EXTENDER)["resources"]
+    shipped = rows["5,000"][3].split()[0].strip("`")
+    assert resources["requests"]["memory"] == resources["limits"]["memory"] == shipped
+    assert "756 MiB" in rows["5,000"][2]
 
 
 # -- the image ---------------------------------------------------------------------------------------
