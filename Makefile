@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit bench run clean fuzz mutate
+.PHONY: test lint typecheck unit bench run clean fuzz mutate image
 
 # A real registry for the registry tests: Debian's docker-registry (distribution 2.8, no referrers
 # API). The tests start their own instances on loopback (anonymous and htpasswd), never the service.
@@ -64,6 +64,24 @@ run: $(STAMP)
 bench: $(STAMP) $(REGISTRY)
 	$(BIN)/python -m benchmarks run
 	$(BIN)/python -m benchmarks plot
+
+# The extender's image: `make image IMAGE=registry.example.com/compat-extender:0.1.0` builds it with
+# docker or podman, whichever is found (CONTAINER_TOOL=podman to choose, CONTAINER_TOOL= to skip the
+# build), and names it in deploy/image/kustomization.yaml, the one place deploy/ takes it from (base
+# and validate-image). Pushing is yours: `docker push IMAGE`. Not part of `test`, which needs no engine.
+IMAGE ?= ghcr.io/nfd-compat-extender/compat-extender:0.1.0
+CONTAINER_TOOL ?= $(shell command -v docker || command -v podman)
+IMAGE_KUSTOMIZATION := deploy/image/kustomization.yaml
+image:
+	@image='$(IMAGE)'; name="$${image%:*}"; tag="$${image##*:}"; \
+	case "$$image" in *[!A-Za-z0-9._:/-]*) echo "make image: IMAGE=name:tag (no digest), got $$image" >&2; exit 2;; esac; \
+	case "$$tag" in "$$image"|*/*|"") echo "make image: IMAGE needs a tag (name:tag), got $$image" >&2; exit 2;; esac; \
+	if [ -n "$(CONTAINER_TOOL)" ]; then \
+		$(CONTAINER_TOOL) build --build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -t "$$image" . || exit 1; \
+	else echo "make image: no docker or podman; setting the image in deploy/ without building it"; fi; \
+	sed -e "s|^\([[:space:]]*newName:\).*|\1 $$name|" -e "s|^\([[:space:]]*newTag:\).*|\1 \"$$tag\"|" \
+		$(IMAGE_KUSTOMIZATION) > $(IMAGE_KUSTOMIZATION).tmp && mv $(IMAGE_KUSTOMIZATION).tmp $(IMAGE_KUSTOMIZATION); \
+	echo "deploy/ runs $$image ($(IMAGE_KUSTOMIZATION)); push it before applying"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .import_linter_cache

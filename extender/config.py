@@ -1,4 +1,5 @@
-"""The extender's configuration: one YAML file with defaults, overridable by command-line flags.
+"""The extender's configuration: one YAML file with defaults (or several, each merged over the ones
+before it), overridable by command-line flags.
 
 Every key is optional; ``config/extender.yaml`` lists them all with their defaults and what they do.
 Keys are camelCase like Kubernetes objects; an unknown key, a wrong type or a value out of range is a
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -279,31 +280,61 @@ def _get(tree: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """The file at ``path`` (if any) over the defaults, then ``overrides`` (dotted key -> value,
-    from flags) over that. Raises ConfigError naming the offending key."""
+def _read(path: Path) -> dict[str, Any]:
+    """One config file as a tree, its relative paths resolved against its directory."""
+    try:
+        docs = load_file(path)
+    except FileLoadError as exc:
+        raise ConfigError("", str(exc)) from None
+    if len(docs) > 1:
+        raise ConfigError("", f"{path}: expected one YAML document, found {len(docs)}")
+    if not docs:
+        return {}
+    if not isinstance(docs[0], dict):
+        raise ConfigError("", f"{path}: expected a mapping at the top, got {_kind(docs[0])}")
+    tree: dict[str, Any] = docs[0]
+    for key in _PATH_KEYS:
+        value = _get(tree, key)
+        if isinstance(value, str) and value:
+            _set(tree, key, str(path.parent / value))
+    for key in _PATH_MAP_KEYS:
+        mapping = _get(tree, key)
+        if isinstance(mapping, dict):
+            for k, value in mapping.items():
+                if isinstance(value, str) and value:
+                    mapping[k] = str(path.parent / value)
+    return tree
+
+
+def _merge(tree: dict[str, Any], over: Mapping[str, Any]) -> None:
+    """``over`` into ``tree``: mappings key by key (recursively), anything else replaced."""
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(tree.get(key), dict):
+            _merge(tree[key], value)
+        else:
+            tree[key] = value
+
+
+def load_config(
+    path: Path | Sequence[Path] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """The file at ``path`` (if any; or several files, each merged over the ones before it) over the
+    defaults, then ``overrides`` (dotted key -> value, from flags) over that. Raises ConfigError
+    naming the offending key (and, with several files, the file).
+
+    Merging: a mapping in a later file merges into the same mapping key by key, at any depth; any
+    other value (a scalar, a list) replaces the earlier one whole. So a file that only says
+    ``registry: {dockerConfig: x}`` changes that one key and keeps the rest of ``registry``."""
+    paths = [] if path is None else [path] if isinstance(path, Path) else list(path)
     tree: dict[str, Any] = {}
-    if path is not None:
-        try:
-            docs = load_file(path)
-        except FileLoadError as exc:
-            raise ConfigError("", str(exc)) from None
-        if len(docs) > 1:
-            raise ConfigError("", f"{path}: expected one YAML document, found {len(docs)}")
-        if docs:
-            if not isinstance(docs[0], dict):
-                raise ConfigError("", f"{path}: expected a mapping at the top, got {_kind(docs[0])}")
-            tree = docs[0]
-        for key in _PATH_KEYS:
-            value = _get(tree, key)
-            if isinstance(value, str) and value:
-                _set(tree, key, str(path.parent / value))
-        for key in _PATH_MAP_KEYS:
-            mapping = _get(tree, key)
-            if isinstance(mapping, dict):
-                for k, value in mapping.items():
-                    if isinstance(value, str) and value:
-                        mapping[k] = str(path.parent / value)
+    for p in paths:
+        fragment = _read(p)
+        if len(paths) > 1:  # a bad key or type is reported in the file that has it
+            try:
+                _decode(Config, fragment, "")
+            except ConfigError as exc:
+                raise ConfigError(exc.key, f"{exc.message} (in {p})") from None
+        _merge(tree, fragment)
     for key, value in (overrides or {}).items():
         _set(tree, key, value)
     config: Config = _decode(Config, tree, "")

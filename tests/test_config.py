@@ -153,3 +153,85 @@ def test_flag_values_are_validated_like_the_file() -> None:
     with pytest.raises(ConfigError) as err:
         config_from_args(args)
     assert err.value.key == "listen.port"
+
+
+# -- several files ----------------------------------------------------------------------------------
+
+
+def test_later_files_merge_over_earlier_ones(tmp_path: Path) -> None:
+    """Mappings merge key by key at any depth; scalars and lists are replaced whole; each file's
+    relative paths are relative to that file."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "over").mkdir()
+    base = tmp_path / "base" / "extender.yaml"
+    base.write_text(
+        "listen: {host: 0.0.0.0, port: 9000}\n"
+        "failurePolicy: Ignore\n"
+        "registry:\n"
+        "  allow: [a.io, b.io]\n"
+        "  plainHttp: [lab.io]\n"
+        "  caFiles: {a.io: a.pem}\n"
+        "  cache: {tagSeconds: 5, entries: 7}\n"
+    )
+    over = tmp_path / "over" / "fragment.yaml"
+    over.write_text(
+        "registry:\n"
+        "  allow: [c.io]\n"
+        "  dockerConfig: secret/config.json\n"
+        "  caFiles: {c.io: c.pem}\n"
+        "  cache: {entries: 9}\n"
+    )
+    c = load_config([base, over])
+    assert c.listen == type(c.listen)(host="0.0.0.0", port=9000)  # untouched by the fragment
+    assert c.failurePolicy == "Ignore"
+    assert c.registry.allow == ("c.io",)  # a list is replaced, not appended to
+    assert c.registry.plainHttp == ("lab.io",)  # kept: the fragment does not name it
+    assert c.registry.caFiles == {"a.io": tmp_path / "base" / "a.pem", "c.io": tmp_path / "over" / "c.pem"}
+    assert c.registry.dockerConfig == tmp_path / "over" / "secret" / "config.json"
+    assert (c.registry.cache.tagSeconds, c.registry.cache.entries) == (5, 9)
+    # the order matters: the last file wins
+    assert load_config([over, base]).registry.allow == ("a.io", "b.io")
+    # one file in a list is that file
+    assert load_config([base]) == load_config(base)
+    assert load_config([]) == Config()
+
+
+def test_a_fragment_may_set_a_mapping_to_a_scalar_and_is_then_checked(tmp_path: Path) -> None:
+    base = write(tmp_path, "debug: {enabled: true, port: 9001}\n")
+    over = tmp_path / "over.yaml"
+    over.write_text("debug: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config([base, over])
+    assert err.value.key == "debug" and "expected a mapping" in str(err.value)
+
+
+def test_a_bad_key_in_one_of_several_files_names_that_file(tmp_path: Path) -> None:
+    base = write(tmp_path, "listen: {port: 9000}\n")
+    over = tmp_path / "over.yaml"
+    over.write_text("registry: {alow: [a.io]}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config([base, over])
+    assert err.value.key == "registry.alow"
+    assert "unknown key" in str(err.value) and str(over) in str(err.value)
+    # checks across keys see the merged result: prefetch in one file, its source in the other
+    kube = tmp_path / "kube.yaml"
+    kube.write_text("features: {source: kubernetes}\n")
+    prefetch = tmp_path / "prefetch.yaml"
+    prefetch.write_text("prefetch: {enabled: true}\n")
+    assert load_config([kube, prefetch]).prefetch.enabled is True
+    with pytest.raises(ConfigError) as err:
+        load_config([prefetch])
+    assert err.value.key == "prefetch.enabled"
+
+
+def test_config_flag_repeats_and_flags_still_win(tmp_path: Path) -> None:
+    base = write(tmp_path, "listen: {port: 9000, host: 0.0.0.0}\nregistry: {allow: [a.io]}\n")
+    over = tmp_path / "over.yaml"
+    over.write_text("listen: {port: 9001}\n")
+    args = _parser().parse_args(["serve", "--config", str(base), "--config", str(over)])
+    assert args.config == [base, over]
+    c = config_from_args(args)
+    assert c.listen == type(c.listen)(host="0.0.0.0", port=9001)
+    assert c.registry.allow == ("a.io",)
+    args = _parser().parse_args(["serve", "--config", str(base), "--config", str(over), "--port", "9100"])
+    assert config_from_args(args).listen.port == 9100

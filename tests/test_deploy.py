@@ -13,6 +13,17 @@ itself:
   lands where the image's CMD reads it;
 * the scheduler config copy matches config/kube-scheduler.yaml but for leader election;
 * registry credentials come as a mounted Secret file, changing nothing else;
+* overlays and components compose: none replaces base's config file, a change to it reaches every
+  rendering (each overlay, and every component at once), components add config fragments that the
+  extender merges over it;
+* both Deployments run at the project's own PriorityClass; the NetworkPolicy lets the scheduler and
+  Prometheus reach the listener's port and the pods reach DNS, the API server and registries; the
+  ServiceMonitor (a CRD the schemas do not know) has the shape the prometheus-operator reads and
+  scrapes the Service's port at /metrics;
+* the image is named in one place, which `make image IMAGE=...` rewrites (and `make test` does not
+  need);
+* the extender's memory is README's sizing row for 5,000 nodes, whose streamed figures are
+  benchmarks/results/memory.json's;
 * the validate-image Job's command parses with the real CLI parser.
 """
 
@@ -20,16 +31,22 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import functools
+import math
 import os
+import re
+import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import kubernetes_validate
+import orjson
 import pytest
 import yaml
 from aiohttp.test_utils import TestServer
@@ -55,23 +72,30 @@ KUSTOMIZATIONS = {
     "pull-secrets": DEPLOY / "overlays" / "pull-secrets",
     "validate-image": DEPLOY / "validate-image",
 }
-WITH_EXTENDER = ("base", "second-scheduler", "pull-secrets")
+#: every optional component (deploy/components/*), each a kustomize Component
+COMPONENTS = sorted(p.parent.name for p in (DEPLOY / "components").glob("*/kustomization.yaml"))
+#: base with every component at once, rendered from a copy of deploy/ (see copy_deploy)
+ALL_COMPONENTS = "all-components"
+RENDERS = (*KUSTOMIZATIONS, ALL_COMPONENTS)
+WITH_EXTENDER = ("base", "second-scheduler", "pull-secrets", ALL_COMPONENTS)
 WITH_SCHEDULER = ("second-scheduler", "pull-secrets")
+WITH_NETWORK_POLICY = ("second-scheduler", "pull-secrets", ALL_COMPONENTS)
 # The cluster version the manifests target: the second scheduler's minor (kube-scheduler v1.36.x),
 # and a version kubernetes-validate ships schemas for.
 K8S_MINOR = "1.36"
 IMAGE = f"ghcr.io/nfd-compat-extender/compat-extender:{VERSION}"
 EXTENDER = ("Deployment", "compat-extender")
 SCHEDULER = ("Deployment", "compat-scheduler")
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+#: kinds of CRDs the schemas do not know: their shape is checked by the tests of their own
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
 READ = {"get", "list", "watch"}
 
 
-@functools.cache
-def _render(name: str) -> str:
+def _kustomize(directory: Path) -> str:
     result = subprocess.run(
-        [tool("kubectl"), "kustomize", str(KUSTOMIZATIONS[name])],
+        [tool("kubectl"), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -81,9 +105,40 @@ def _render(name: str) -> str:
     return result.stdout
 
 
+def kustomize(directory: Path) -> list[Doc]:
+    """The objects `kubectl kustomize <directory>` prints."""
+    return [d for d in yaml.safe_load_all(_kustomize(directory)) if d]
+
+
+@functools.cache
+def _render(name: str) -> str:
+    if name == ALL_COMPONENTS:
+        with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
+            return _kustomize(copy_deploy(Path(tmp)) / "overlays" / ALL_COMPONENTS)
+    return _kustomize(KUSTOMIZATIONS[name])
+
+
 def render(name: str) -> list[Doc]:
-    """The objects `kubectl kustomize deploy/<name>` prints (a fresh copy each time)."""
+    """The objects `kubectl kustomize deploy/<name>` prints (a fresh copy each time); for
+    ALL_COMPONENTS, deploy/base with every component at once."""
     return [d for d in yaml.safe_load_all(_render(name)) if d]
+
+
+def copy_deploy(tmp_path: Path) -> Path:
+    """A copy of deploy/ to change and render, with one kustomization more: base and every
+    component at once (overlays/all-components)."""
+    copied = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copied)
+    every = copied / "overlays" / ALL_COMPONENTS
+    every.mkdir()
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": ["../../base"],
+        "components": [f"../../components/{c}" for c in COMPONENTS],
+    }
+    (every / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return copied
 
 
 def find(docs: list[Doc], kind: str, name: str | None = None, namespace: str | None = None) -> list[Doc]:
@@ -144,17 +199,31 @@ def image_cmd() -> list[str]:
     return cmd.words()
 
 
-def extender_config(docs: list[Doc], directory: Path) -> tuple[Config, str, str]:
-    """The extender's config as the pod reads it: (loaded with the extender's loader, the file's
-    text, its path in the container)."""
+def extender_args(docs: list[Doc]) -> list[str]:
     ext = container(docs, EXTENDER)
-    args = ext.get("args") or image_cmd()  # no args: the image's CMD
     assert "command" not in ext or ext["command"][:1] == [SCRIPT_NAME]
-    path = args[args.index("--config") + 1]
-    text, mounted = config_map_file(docs, EXTENDER, str(Path(path).parent), Path(path).name)
-    assert mounted == path
-    (directory / "extender.yaml").write_text(text)
-    return load_config(directory / "extender.yaml"), text, path
+    args: list[str] = ext.get("args") or image_cmd()  # no args: the image's CMD
+    return args
+
+
+def config_paths(args: list[str]) -> list[str]:
+    """Every ``--config`` of the extender's command line, in order (later ones merge over earlier)."""
+    return [args[i + 1] for i, a in enumerate(args) if a == "--config"]
+
+
+def extender_config(docs: list[Doc], directory: Path) -> tuple[Config, str, str]:
+    """The extender's config as the pod reads it: (every --config file, written out and loaded with
+    the extender's loader in order; the first file's text, its path in the container)."""
+    paths = config_paths(extender_args(docs))
+    assert paths
+    written: list[Path] = []
+    for i, path in enumerate(paths):
+        text, mounted = config_map_file(docs, EXTENDER, str(Path(path).parent), Path(path).name)
+        assert mounted == path
+        (directory / str(i)).mkdir(exist_ok=True)
+        written.append(directory / str(i) / Path(path).name)
+        written[-1].write_text(text)
+    return load_config(written), written[0].read_text(), paths[0]
 
 
 def scheduler_config(docs: list[Doc]) -> Doc:
@@ -205,7 +274,7 @@ def granted(docs: list[Doc], namespace: str, account: str) -> dict[tuple[str, st
 # -- rendering and schemas ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_renders_objects_valid_for_kubernetes(name: str) -> None:
     docs = render(name)
     assert docs
@@ -213,7 +282,11 @@ def test_renders_objects_valid_for_kubernetes(name: str) -> None:
     for doc in docs:
         kind, meta = doc["kind"], doc["metadata"]
         # strict: an unknown or misspelt field is an error, not silently dropped by the API server
-        kubernetes_validate.validate(doc, K8S_MINOR, strict=True)
+        if (doc["apiVersion"], kind) in CUSTOM_KINDS:
+            with pytest.raises(kubernetes_validate.SchemaNotFoundError):  # or it would be validated here
+                kubernetes_validate.validate(doc, K8S_MINOR, strict=True)
+        else:
+            kubernetes_validate.validate(doc, K8S_MINOR, strict=True)
         if kind in CLUSTER_SCOPED:
             assert "namespace" not in meta, (kind, meta["name"])
         else:
@@ -240,7 +313,7 @@ def test_schema_validation_is_strict() -> None:
         kubernetes_validate.validate(wrong_type, K8S_MINOR, strict=True)
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_images_are_the_release(name: str) -> None:
     for doc in render(name):
         if doc["kind"] not in WORKLOADS:
@@ -282,7 +355,7 @@ def test_extender_rbac_is_exactly_what_it_reads(name: str, tmp_path: Path) -> No
             assert find(docs, ref["kind"], ref["name"]), f"{account} is bound to {ref['name']}"
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_no_role_grants_secrets_wildcards_or_escalation(name: str) -> None:
     for role in find(render(name), "ClusterRole") + find(render(name), "Role"):
         for rule in role["rules"]:
@@ -346,7 +419,7 @@ def test_scheduler_rights(name: str) -> None:
 # -- pods: hardening, probes, ports ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_every_container_is_hardened(name: str) -> None:
     docs = render(name)
     uid, _ = dockerfile.user_ids(dockerfile.read()[-1])
@@ -380,7 +453,7 @@ def test_every_container_is_hardened(name: str) -> None:
                 assert mount["name"] in writable or mount.get("readOnly") is True, f"{where}: {mount}"
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+@pytest.mark.parametrize("name", RENDERS)
 def test_host_paths_only_where_the_namespace_allows_them(name: str) -> None:
     docs = render(name)
     levels = {
@@ -617,6 +690,410 @@ def test_pull_secrets_mount_credentials_and_change_nothing_else(tmp_path: Path) 
     assert not find(with_creds, "Secret")
     for kind in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "ServiceAccount"):
         assert find(with_creds, kind) == find(plain, kind), kind
+
+
+# -- composition: overlays and components change only what they name --------------------------------
+
+
+def test_every_overlay_and_component_is_rendered_here() -> None:
+    overlays = {p.parent.name for p in (DEPLOY / "overlays").glob("*/kustomization.yaml")}
+    assert overlays <= set(KUSTOMIZATIONS), overlays - set(KUSTOMIZATIONS)
+    assert COMPONENTS, "deploy/components is empty"
+    for name in COMPONENTS:
+        kustomization = yaml.safe_load((DEPLOY / "components" / name / "kustomization.yaml").read_text())
+        assert kustomization["kind"] == "Component", name
+
+
+def _config_maps_named(docs: list[Doc], name: str) -> list[Doc]:
+    return [d for d in find(docs, "ConfigMap") if d["metadata"]["name"].startswith(f"{name}-")]
+
+
+@pytest.mark.parametrize("name", WITH_EXTENDER)
+def test_no_overlay_replaces_the_base_config(name: str, tmp_path: Path) -> None:
+    """base/extender.yaml reaches the pod byte for byte; whatever an overlay adds is a fragment of
+    its own, read by a later --config, and the command line is otherwise the image's CMD."""
+    docs = render(name)
+    args = extender_args(docs)
+    cmd = image_cmd()
+    assert args[: len(cmd)] == cmd
+    rest = args[len(cmd) :]
+    assert rest[::2] == ["--config"] * (len(rest) // 2) and len(rest) % 2 == 0, rest
+    paths = config_paths(args)
+    assert len(set(paths)) == len(paths)
+    base_text = (DEPLOY / "base" / "extender.yaml").read_text()
+    text, _ = config_map_file(docs, EXTENDER, str(Path(paths[0]).parent), Path(paths[0]).name)
+    assert text == base_text
+    # and every fragment is valid over base on its own
+    base = tmp_path / "extender.yaml"
+    base.write_text(base_text)
+    for i, path in enumerate(paths[1:]):
+        fragment_text, _ = config_map_file(docs, EXTENDER, str(Path(path).parent), Path(path).name)
+        fragment = tmp_path / f"fragment-{i}.yaml"
+        fragment.write_text(fragment_text)
+        load_config([base, fragment])
+
+
+def _kustomizations_with_extender(deploy: Path) -> dict[str, Path]:
+    return {
+        "base": deploy / "base",
+        **{p.parent.name: p.parent for p in sorted((deploy / "overlays").glob("*/kustomization.yaml"))},
+    }
+
+
+def test_a_change_to_the_base_config_reaches_every_overlay(tmp_path: Path) -> None:
+    """Edit a copy of deploy/base/extender.yaml (registry.allow, the lookup timeout, prefetch's
+    concurrency) and render every overlay, and base with every component, from that copy: the edit
+    is in each rendering's effective config, and each overlay's own change is still there."""
+    deploy = copy_deploy(tmp_path)
+    extender_yaml = deploy / "base" / "extender.yaml"
+    tree = yaml.safe_load(extender_yaml.read_text())
+    tree["registry"]["allow"] = ["composition-check.example", "registry.example.com:5000"]
+    tree["registry"]["lookupSeconds"] = 7
+    tree["prefetch"]["concurrency"] = 3
+    extender_yaml.write_text(yaml.safe_dump(tree))
+
+    originals = {
+        name: extender_config(render(name), _dir(tmp_path, "orig", name))[0] for name in WITH_EXTENDER
+    }
+    renderings = _kustomizations_with_extender(deploy)
+    assert set(renderings) == set(WITH_EXTENDER), "an overlay without the extender? add it to WITH_EXTENDER"
+    for name, directory in renderings.items():
+        config, text, _ = extender_config(kustomize(directory), _dir(tmp_path, "edited", name))
+        assert text == extender_yaml.read_text(), name
+        assert config.registry.allow == ("composition-check.example", "registry.example.com:5000"), name
+        assert config.registry.lookupSeconds == 7, name
+        assert config.prefetch.concurrency == 3, name
+        # what the overlay itself sets is unchanged by the edit
+        before = originals[name]
+        expected = dataclasses.replace(
+            before,
+            registry=dataclasses.replace(before.registry, allow=config.registry.allow, lookupSeconds=7),
+            prefetch=dataclasses.replace(before.prefetch, concurrency=3),
+        )
+        assert config == expected, name
+
+
+def _dir(tmp_path: Path, *parts: str) -> Path:
+    directory = tmp_path.joinpath(*parts)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def test_pull_secrets_fragment_composes_with_base_edits(tmp_path: Path) -> None:
+    """The control for the test above: the pull-secrets overlay's own key survives an edit of the
+    same section of base (registry), so the fragment is merged, not a replacement of either."""
+    deploy = copy_deploy(tmp_path)
+    extender_yaml = deploy / "base" / "extender.yaml"
+    tree = yaml.safe_load(extender_yaml.read_text())
+    tree["registry"]["plainHttp"] = ["lab.example:5000"]
+    extender_yaml.write_text(yaml.safe_dump(tree))
+    config, _, _ = extender_config(kustomize(deploy / "overlays" / "pull-secrets"), tmp_path)
+    assert config.registry.plainHttp == ("lab.example:5000",)
+    assert config.registry.dockerConfig == Path("/etc/compat-extender-registry/config.json")
+
+
+# -- priority ----------------------------------------------------------------------------------------
+
+#: the highest value a PriorityClass may have outside the built-in system- classes
+HIGHEST_USER_PRIORITY = 1_000_000_000
+
+
+@pytest.mark.parametrize("name", WITH_EXTENDER)
+def test_extender_and_scheduler_run_at_the_projects_priority(name: str) -> None:
+    docs = render(name)
+    on_path = [one(docs, *EXTENDER)] + ([one(docs, *SCHEDULER)] if name in WITH_SCHEDULER else [])
+    classes = {pod_spec(d).get("priorityClassName") for d in on_path}
+    assert len(classes) == 1 and None not in classes, classes
+    (class_name,) = classes
+    assert isinstance(class_name, str) and not class_name.startswith("system-")  # reserved
+    pc = one(docs, "PriorityClass", class_name)
+    # high: above every workload at the default 0 and any ordinary class; a user class may not
+    # exceed one billion (above are system-cluster-critical and system-node-critical)
+    assert HIGHEST_USER_PRIORITY // 2 <= pc["value"] <= HIGHEST_USER_PRIORITY
+    assert pc.get("globalDefault", False) is False  # it must not become every pod's priority
+    assert pc.get("preemptionPolicy", "PreemptLowerPriority") == "PreemptLowerPriority"
+    # every priorityClassName in the render is defined in it
+    for workload in (d for d in docs if d["kind"] in WORKLOADS):
+        used = pod_spec(workload).get("priorityClassName")
+        assert used is None or find(docs, "PriorityClass", used), used
+
+
+# -- network policy ----------------------------------------------------------------------------------
+
+
+def _peer_admits(peer: Doc, pod_labels: dict[str, str], pod_namespace: Doc, policy_namespace: str) -> bool:
+    """Whether a NetworkPolicyPeer (podSelector/namespaceSelector, matchLabels only) admits a pod."""
+    assert set(peer) <= {"podSelector", "namespaceSelector"}, peer
+    pods = peer.get("podSelector")
+    namespaces = peer.get("namespaceSelector")
+    for selector in (pods, namespaces):
+        assert selector is None or set(selector) == {"matchLabels"}, selector
+    if namespaces is None:
+        in_namespace = pod_namespace["metadata"]["name"] == policy_namespace
+    else:
+        in_namespace = matches(namespaces["matchLabels"], pod_namespace["metadata"].get("labels", {}))
+    return in_namespace and (pods is None or matches(pods["matchLabels"], pod_labels))
+
+
+def _namespace_object(name: str, labels: dict[str, str] | None = None) -> Doc:
+    """A Namespace as the API server has it: with the kubernetes.io/metadata.name label it sets."""
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, **(labels or {})}}}
+
+
+def _port_numbers(rule: Doc, container_ports: dict[str, int]) -> set[tuple[int, str]]:
+    out = set()
+    for port in rule["ports"]:
+        number = container_ports[port["port"]] if isinstance(port["port"], str) else port["port"]
+        out.add((number, port.get("protocol", "TCP")))
+    return out
+
+
+def test_base_has_no_network_policy() -> None:
+    """base may be registered with a scheduler of the cluster's own (on the control plane's host
+    network, which no pod selector matches): a policy there would cut that scheduler off."""
+    assert not find(render("base"), "NetworkPolicy")
+
+
+@pytest.mark.parametrize("name", WITH_NETWORK_POLICY)
+def test_network_policy_admits_the_scheduler_and_prometheus_only_to_the_listener(
+    name: str, tmp_path: Path
+) -> None:
+    docs = render(name)
+    config, _, _ = extender_config(docs, tmp_path)
+    deployment = one(docs, *EXTENDER)
+    namespace = deployment["metadata"]["namespace"]
+    policies = [
+        p
+        for p in find(docs, "NetworkPolicy", namespace=namespace)
+        if matches(
+            p["spec"]["podSelector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]
+        )
+    ]
+    (policy,) = policies
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    ext_ports = {p["name"]: p["containerPort"] for p in container(docs, EXTENDER)["ports"]}
+    # every ingress rule opens the listener's port and nothing else (the debug port is loopback)
+    for rule in spec["ingress"]:
+        assert _port_numbers(rule, ext_ports) == {(config.listen.port, "TCP")}, rule
+    # the scheduler's pods (when rendered here) are admitted
+    ns = _namespace_object(namespace)
+    if name in WITH_SCHEDULER:
+        sched = one(docs, *SCHEDULER)
+        labels = sched["spec"]["template"]["metadata"]["labels"]
+        assert any(_peer_admits(peer, labels, ns, namespace) for r in spec["ingress"] for peer in r["from"])
+    # Prometheus (monitoring/prometheus) is; an arbitrary pod in another namespace, or this one, is not
+    prometheus = ({"app.kubernetes.io/name": "prometheus"}, _namespace_object("monitoring"))
+    stranger = ({"app": "web"}, _namespace_object("default"))
+    neighbour = ({"app": "web"}, ns)
+    admitted = [
+        any(_peer_admits(peer, labels, pod_ns, namespace) for r in spec["ingress"] for peer in r["from"])
+        for labels, pod_ns in (prometheus, stranger, neighbour)
+    ]
+    assert admitted == [True, False, False]
+    # egress: DNS to the cluster's DNS pods, and 443/6443 (API server, HTTPS registries) to any address
+    dns = [r for r in spec["egress"] if {p["port"] for p in r["ports"]} == {53}]
+    assert len(dns) == 1 and _port_numbers(dns[0], {}) == {(53, "UDP"), (53, "TCP")}
+    kube_dns = ({"k8s-app": "kube-dns"}, _namespace_object("kube-system"))
+    assert any(_peer_admits(peer, *kube_dns, namespace) for peer in dns[0]["to"])
+    anywhere = [r for r in spec["egress"] if r is not dns[0]]
+    assert len(anywhere) == 1
+    assert {p["ipBlock"]["cidr"] for p in anywhere[0]["to"]} == {"0.0.0.0/0", "::/0"}
+    assert not any(p["ipBlock"].get("except") for p in anywhere[0]["to"])
+    assert _port_numbers(anywhere[0], {}) == {(443, "TCP"), (6443, "TCP")}
+
+
+# -- monitoring --------------------------------------------------------------------------------------
+
+# The fields of the prometheus-operator's ServiceMonitor (monitoring.coreos.com/v1) that these
+# manifests may use; the schemas do not know the CRD, so a misspelt one would otherwise pass.
+SERVICE_MONITOR_SPEC = {
+    "selector",
+    "namespaceSelector",
+    "endpoints",
+    "jobLabel",
+    "targetLabels",
+    "sampleLimit",
+}
+SERVICE_MONITOR_ENDPOINT = {
+    "port",
+    "path",
+    "scheme",
+    "interval",
+    "scrapeTimeout",
+    "honorLabels",
+    "tlsConfig",
+    "relabelings",
+    "metricRelabelings",
+}
+DURATION = re.compile(r"^(\d+(ms|s|m|h))+$")
+
+
+def test_service_monitor_scrapes_the_metrics_port(tmp_path: Path) -> None:
+    docs = render(ALL_COMPONENTS)
+    config, _, _ = extender_config(docs, tmp_path)
+    (monitor,) = find(docs, "ServiceMonitor")
+    assert (monitor["apiVersion"], monitor["kind"]) in CUSTOM_KINDS
+    assert set(monitor) == {"apiVersion", "kind", "metadata", "spec"}
+    spec = monitor["spec"]
+    assert set(spec) <= SERVICE_MONITOR_SPEC and {"selector", "endpoints"} <= set(spec), spec
+    service = one(docs, "Service", "compat-extender")
+    # it selects this Service (and no other Service rendered), in the Service's namespace
+    assert set(spec["selector"]) == {"matchLabels"}
+    selected = [
+        s for s in find(docs, "Service") if matches(spec["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
+    assert selected == [service]
+    assert spec["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    (endpoint,) = spec["endpoints"]
+    assert set(endpoint) <= SERVICE_MONITOR_ENDPOINT, endpoint
+    (port,) = service["spec"]["ports"]
+    assert endpoint["port"] == port["name"] and port["port"] == config.listen.port
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["scheme"] == ("http" if config.tls.certFile is None else "https")
+    for key in ("interval", "scrapeTimeout"):
+        assert DURATION.match(endpoint[key]), endpoint[key]
+    # nowhere else: monitoring needs the CRD, so it is optional
+    for name in KUSTOMIZATIONS:
+        assert not find(render(name), "ServiceMonitor"), name
+
+
+# -- sizing ------------------------------------------------------------------------------------------
+
+README = ROOT / "README.md"
+MEMORY_RESULTS = ROOT / "benchmarks" / "results" / "memory.json"
+MIB = {"Mi": 1, "Gi": 1024}
+
+
+def _quantity_mib(quantity: str) -> int:
+    m = re.fullmatch(r"(\d+)(Mi|Gi)", quantity)
+    assert m, quantity
+    number, unit = m.groups()
+    return int(number) * MIB[unit]
+
+
+def sizing_table() -> dict[str, list[str]]:
+    """README's sizing table: first cell (nodes) -> the row's cells."""
+    text = README.read_text()
+    start = text.index("### Sizing")
+    rows: dict[str, list[str]] = {}
+    for line in text[start:].splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells
+    return rows
+
+
+def _mib(cell: str) -> float:
+    """The first figure in a cell: "146 MiB" -> 146, "≈ 6.9 GiB (estimate)" -> 7065.6."""
+    m = re.search(r"([\d,.]+) (MiB|GiB)", cell)
+    assert m, cell
+    number, unit = m.groups()
+    return float(number.replace(",", "")) * (1024 if unit == "GiB" else 1)
+
+
+def test_readme_sizing_is_the_measured_memory_and_the_deployment_follows_it() -> None:
+    """The streamed column is benchmarks/results/memory.json; each row's memory is 1.3x the
+    after-list figure rounded up to 128 MiB; the Deployment ships the 5,000-node row."""
+    rows = sizing_table()
+    measured = {r["nodes"]: r["extra"] for r in orjson.loads(MEMORY_RESULTS.read_bytes())["rows"]}
+    for nodes in (1000, 5000, 50000):
+        cells = rows[f"{nodes:,}"]
+        assert round(_mib(cells[1])) == round(measured[nodes]["rss_mib"]), cells
+        memory = _quantity_mib(cells[3].split()[0].strip("`"))
+        assert memory == math.ceil(1.3 * _mib(cells[2]) / 128) * 128, cells
+    resources = container(render("base"), EXTENDER)["resources"]
+    shipped = rows["5,000"][3].split()[0].strip("`")
+    assert resources["requests"]["memory"] == resources["limits"]["memory"] == shipped
+    assert "756 MiB" in rows["5,000"][2]
+
+
+# -- the image ---------------------------------------------------------------------------------------
+
+IMAGE_COMPONENT = DEPLOY / "image"
+
+
+def _makefile_rules() -> dict[str, list[str]]:
+    rules: dict[str, list[str]] = {}
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        m = re.match(r"^([A-Za-z$][\w$()./-]*)\s*:(?!=)\s*(.*)$", line)
+        if m and not line.startswith("\t"):
+            rules.setdefault(m[1], []).extend(m[2].split())
+    return rules
+
+
+def test_the_image_is_named_in_one_place_that_make_image_sets() -> None:
+    component = yaml.safe_load((IMAGE_COMPONENT / "kustomization.yaml").read_text())
+    (entry,) = component["images"]
+    assert f"{entry['newName']}:{entry['newTag']}" == IMAGE
+    # nothing else in deploy/ names an image for the extender's placeholder
+    for path in DEPLOY.rglob("kustomization.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        if path.parent != IMAGE_COMPONENT:
+            assert "images" not in doc, path
+    # the Makefile's default is the same image, and its target rewrites that file
+    makefile = (ROOT / "Makefile").read_text()
+    (default,) = re.findall(r"^IMAGE \?= (\S+)$", makefile, re.MULTILINE)
+    assert default == IMAGE
+    assert re.search(r"^IMAGE_KUSTOMIZATION := deploy/image/kustomization.yaml$", makefile, re.MULTILINE)
+    # and `make test` does not need it (nor an engine)
+    rules = _makefile_rules()
+    seen, todo = set(), ["test"]
+    while todo:
+        target = todo.pop()
+        if target not in seen:
+            seen.add(target)
+            todo.extend(rules.get(target, []))
+    assert "image" in rules and "image" not in seen, seen
+
+
+def test_make_image_sets_the_image_in_every_rendering(tmp_path: Path) -> None:
+    """On a copy of deploy/, with CONTAINER_TOOL empty (no build): every extender container in every
+    rendering runs the new image; an image without a tag is refused and changes nothing."""
+    deploy = copy_deploy(tmp_path)
+    make = shutil.which("make")
+    assert make, "make is needed to run `make image`"
+
+    def make_image(image: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                make,
+                "-s",
+                "-C",
+                str(tmp_path),
+                "-f",
+                str(ROOT / "Makefile"),
+                "image",
+                f"IMAGE={image}",
+                "CONTAINER_TOOL=",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        )
+
+    new = "registry.example.com:5000/team/compat-extender:1.10"
+    done = make_image(new)
+    assert done.returncode == 0, done.stderr
+    renderings = {**_kustomizations_with_extender(deploy), "validate-image": deploy / "validate-image"}
+    for name, directory in renderings.items():
+        images = [
+            c["image"]
+            for d in kustomize(directory)
+            if d["kind"] in WORKLOADS
+            for c in containers(pod_spec(d))
+            if c["name"] != "kube-scheduler"
+        ]
+        assert images and set(images) == {new}, (name, images)
+    before = (deploy / "image" / "kustomization.yaml").read_text()
+    for bad in ("registry.example.com:5000/team/compat-extender", "compat-extender@sha256:00", "x:1;rm"):
+        refused = make_image(bad)
+        assert refused.returncode != 0 and "make image:" in refused.stderr, (bad, refused.stderr)
+        assert (deploy / "image" / "kustomization.yaml").read_text() == before
 
 
 # -- validate-image ----------------------------------------------------------------------------------

@@ -55,7 +55,13 @@ _OVERRIDES = {
 
 def add_parser(sub: Any) -> None:
     s = sub.add_parser("serve", help="run the scheduler extender (HTTP)")
-    s.add_argument("--config", type=Path, help="YAML config file (see config/extender.yaml)")
+    s.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        help="YAML config file (see config/extender.yaml); repeat it to merge later files over earlier"
+        " ones (mappings key by key, other values replaced)",
+    )
     s.add_argument("--host", help="listen address [listen.host]")
     s.add_argument("--port", type=int, help="listen port [listen.port]")
     s.add_argument("--prefix", help="path prefix of /filter and /prioritize [pathPrefix]")
