@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,6 +34,7 @@ from extender.sources.prefetch import PODS_PATH, Prefetcher
 from extender.spec.model import Spec
 from tests.kube_apiserver import FakeApiServer, status
 from tests.kube_objects import node_object, nodefeature_object
+from tests.kube_scripted import FakeClock, Scripted, modified, refused
 from tests.waiting import eventually, until
 
 # -- Backoff ----------------------------------------------------------------------------------------
@@ -80,41 +81,6 @@ def test_a_fresh_copy_keeps_the_settings_not_the_failures() -> None:
 # -- the reflector against a scripted transport -----------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Scripted:
-    """A KubeTransport playing a script: each list or watch takes the next step of its queue (an
-    exception to raise, a list result, or watch events); an empty queue waits for the next step."""
-
-    lists: asyncio.Queue[Exception | ListResult] = field(default_factory=asyncio.Queue)
-    watches: asyncio.Queue[Exception | list[WatchEvent]] = field(default_factory=asyncio.Queue)
-    calls: list[str] = field(default_factory=list)
-
-    async def list(self, path: str, *, field_selector: str = "") -> ListResult:
-        self.calls.append("list")
-        step = await self.lists.get()
-        if isinstance(step, Exception):
-            raise step
-        return step
-
-    async def watch(
-        self, path: str, resource_version: str, *, field_selector: str = ""
-    ) -> AsyncIterator[WatchEvent]:
-        self.calls.append("watch")
-        step = await self.watches.get()
-        if isinstance(step, Exception):
-            raise step
-        for event in step:
-            yield event
-
-
 @dataclass
 class Running:
     reflector: Reflector
@@ -142,14 +108,6 @@ async def running() -> AsyncIterator[Running]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-
-def refused() -> KubeError:
-    return KubeError("GET /apis: ClientConnectorError: Connection refused")
-
-
-def modified(rv: int) -> WatchEvent:
-    return WatchEvent(type="MODIFIED", object={"metadata": {"name": "n0", "resourceVersion": str(rv)}})
 
 
 async def test_a_successful_list_resets_the_backoff(running: Running) -> None:
