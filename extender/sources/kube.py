@@ -18,8 +18,10 @@ NFD's garbage collector removes it). Each reflector:
 
 Changes reach the feature table incrementally, one node at a time. ``ready`` turns true once both
 initial lists are in. Each reflector knows since when it has been failing (``broken_since``, on an
-injectable monotonic clock): a successful list, an accepted watch or an event ends a failure. The
-HTTP side sits behind :class:`KubeTransport` (a real one over
+injectable monotonic clock): a successful list, an accepted watch or an event ends a failure. When
+the NodeFeature reflector has been failing for longer than ``max_stale_seconds``, the table may be
+out of date (:meth:`KubeFeatures.freshness`): the HTTP layer then answers pods with specs with an
+error rather than decide on it. The HTTP side sits behind :class:`KubeTransport` (a real one over
 kubernetes-asyncio's configured client in :mod:`extender.sources.kubeclient`), so this module is
 tested against a protocol-level stand-in of the API server.
 """
@@ -39,6 +41,7 @@ from extender.errors import ExtenderError, KubeError, WatchExpiredError
 from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, ParsedNodeFeature, parse_nodefeature
 from extender.features.objects import NodeFeatureObjects
 from extender.match.table import FeatureTable
+from extender.sources.base import Freshness
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,9 @@ MAX_BACKOFF_SECONDS = 5.0
 #: While a list or watch keeps failing with the same error, it is logged as a warning at most this
 #: often (and at debug level in between).
 WARN_EVERY_SECONDS = 60.0
+#: ``features.maxStaleSeconds``' default: how long the NodeFeature watch may fail before the table
+#: counts as stale.
+DEFAULT_MAX_STALE_SECONDS = 300.0
 
 
 class WatchEvent(TypedDict):
@@ -303,6 +309,10 @@ class _Nodes:
 class KubeFeatures:
     """The feature table, kept equal to the cluster's NodeFeatures (for Nodes that exist).
 
+    ``max_stale_seconds`` (0: no bound) is how long the NodeFeature list/watch may fail before
+    :meth:`freshness` says the table is stale. Only the NodeFeature watch counts: a broken Node
+    watch can only keep a deleted Node in the table (the scheduler no longer asks about it) or keep
+    a new one out (rejected as having no NodeFeature), never pass a node that cannot run the pod.
     ``clock`` is the monotonic clock of the reflectors (tests pass their own)."""
 
     def __init__(
@@ -312,11 +322,15 @@ class KubeFeatures:
         nfd_namespace: str = DEFAULT_NFD_NAMESPACE,
         watch_nodes: bool = True,
         backoff: Callable[[], Backoff] = Backoff,
+        max_stale_seconds: float = DEFAULT_MAX_STALE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if max_stale_seconds < 0:
+            raise ValueError(f"max_stale_seconds must be 0 (no bound) or more, got {max_stale_seconds}")
         self._table = FeatureTable()
         self._objects = NodeFeatureObjects(nfd_namespace=nfd_namespace)
         self._nodes = _Nodes(watched=watch_nodes)
+        self.max_stale_seconds = max_stale_seconds
         self.object_errors: dict[str, str] = {}  # "namespace/name" of an object we cannot use -> why
         self.reloads = 0  # lists (initial and after 410) of either resource
         self.features = Reflector(
@@ -353,14 +367,25 @@ class KubeFeatures:
         :attr:`Reflector.last_healthy`)."""
         return self.features.last_healthy
 
+    def freshness(self) -> Freshness:
+        """How long the NodeFeature watch has been failing, against ``max_stale_seconds``. Before the
+        initial sync ``last_error`` is that of a list still waiting (say, a 404 while the CRD is
+        not installed)."""
+        waiting = [r for r in self.reflectors if not r.synced.is_set() and r.broken_since is not None]
+        told = waiting[0] if waiting else self.features
+        last = told.last_error if told.broken_since is not None else ""
+        return Freshness(self.features.failing_seconds, self.max_stale_seconds, last)
+
     @property
     def errors(self) -> dict[str, str]:
         """NodeFeature objects that cannot be used ("namespace/name" -> why), and the lists/watches
-        that are failing now ("watch <path>" -> for how long, and the last error)."""
+        that are failing now ("watch <path>" -> for how long, whether that is stale, the last error)."""
         out = dict(self.object_errors)
+        stale = self.freshness().stale
         for r in self.reflectors:
             if r.broken_since is not None:
-                out[f"watch {r.where}"] = f"failing for {r.failing_seconds:.0f}s: {r.last_error}"
+                over = " (stale: over features.maxStaleSeconds)" if stale and r is self.features else ""
+                out[f"watch {r.where}"] = f"failing for {r.failing_seconds:.0f}s{over}: {r.last_error}"
         return out
 
     async def run(self) -> None:
