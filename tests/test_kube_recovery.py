@@ -146,37 +146,34 @@ async def test_404_while_the_crd_is_missing_is_logged_clearly_and_retried(
 ) -> None:
     r, t = running.reflector, running.transport
     caplog.set_level(logging.DEBUG, logger="extender.sources.kube")
+
+    def warnings() -> list[str]:
+        return [
+            rec.getMessage()
+            for rec in caplog.records
+            if rec.levelno == logging.WARNING and rec.name == "extender.sources.kube"
+        ]
+
     missing = KubeError(f"GET {NODEFEATURES_PATH}: 404 the server could not find the requested resource", 404)
     for _ in range(5):
         t.lists.put_nowait(missing)
     await eventually(lambda: r.errors == 5)
-    warnings = [
-        rec
-        for rec in caplog.records
-        if rec.levelno == logging.WARNING and rec.name == "extender.sources.kube"
-    ]
-    assert len(warnings) == 1  # the same error again is not a warning every few seconds
-    assert (
-        "is its CRD installed?" in warnings[0].getMessage() and NODEFEATURES_PATH in warnings[0].getMessage()
-    )
+    assert len(warnings()) == 1  # the same error again is not a warning every few seconds
+    assert "is its CRD installed?" in warnings()[0] and NODEFEATURES_PATH in warnings()[0]
     assert r.backoff.failures == 5 and not r.synced.is_set()
     running.clock.now += 61  # a minute later, still failing: one more warning says so
     t.lists.put_nowait(missing)
     await eventually(lambda: r.errors == 6)
-    assert (
-        len(
-            [
-                rec
-                for rec in caplog.records
-                if rec.levelno == logging.WARNING and rec.name == "extender.sources.kube"
-            ]
-        )
-        == 2
-    )
-    # the CRD is installed: the next list succeeds
+    assert len(warnings()) == 2 and "failing for 61s" in warnings()[1]
+    # the CRD is installed: the next list succeeds, and the log says the failure is over
     t.lists.put_nowait(ListResult([], "1"))
     await eventually(lambda: r.synced.is_set())
     assert r.backoff.failures == 0 and r.broken_since is None
+    assert any("working again after failing for 61s" in rec.getMessage() for rec in caplog.records)
+    # a new failure later is a warning again, although the error is the same
+    t.watches.put_nowait(missing)
+    await eventually(lambda: r.errors == 7)
+    assert len(warnings()) == 3
 
 
 async def test_since_when_a_reflector_has_been_failing(running: Running) -> None:

@@ -206,22 +206,26 @@ class Reflector:
         return self.clock() if self.broken_since is None else self.broken_since
 
     def _working(self) -> None:
-        self.broken_since = None
+        if self.broken_since is not None:
+            log.info("%s: working again after failing for %.0fs", self.where, self.failing_seconds)
+            self.broken_since = None
 
     def _failed(self, exc: Exception) -> float:
-        """Record a failure; the delay before the next attempt. The same error again is a warning
-        at most every :data:`WARN_EVERY_SECONDS` (an outage must not flood the log)."""
+        """Record a failure; the delay before the next attempt. The first failure in a row is a
+        warning, and so is a different error; the same one again is a warning at most every
+        :data:`WARN_EVERY_SECONDS` (an outage must not flood the log), debug otherwise."""
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         now = self.clock()
-        if self.broken_since is None:
-            self.broken_since = now
+        first = self.broken_since is None
+        since = now if self.broken_since is None else self.broken_since
+        self.broken_since = since
         delay = self.backoff.next()
         hint = ""
         if isinstance(exc, KubeError) and exc.code == 404:
             hint = " (the API server does not serve this resource: is its CRD installed?)"
         level = logging.DEBUG
-        if self._warned[0] != self.last_error or now - self._warned[1] >= WARN_EVERY_SECONDS:
+        if first or self._warned[0] != self.last_error or now - self._warned[1] >= WARN_EVERY_SECONDS:
             level = logging.WARNING
             self._warned = (self.last_error, now)
         log.log(
@@ -231,7 +235,7 @@ class Reflector:
             self.last_error,
             hint,
             delay,
-            now - self.broken_since,
+            now - since,
             self.backoff.failures,
         )
         return delay
