@@ -48,6 +48,8 @@ class Features:
     reloadSeconds: float = 2.0  # files; 0 disables the reload
     kubeconfig: str = ""  # kubernetes; "" = in-cluster, else $KUBECONFIG or ~/.kube/config
     watchNodes: bool = True  # kubernetes; a deleted Node leaves the table
+    # kubernetes: once the NodeFeature watch has failed this long, pods with specs get Error; 0 = never
+    maxStaleSeconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "detailLimit": (0, 100_000),
     "maxBodyBytes": (1024, 1 << 34),
     "features.reloadSeconds": (0, 86_400),
+    "features.maxStaleSeconds": (0, 86_400),
     "specs.reloadSeconds": (0, 86_400),
     "registry.lookupSeconds": (0.1, 3_600),
     "registry.requestSeconds": (0.1, 3_600),

@@ -15,6 +15,7 @@
     │   └── ImageLookupError       ... for one of a pod's images, under failure policy Fail
     ├── KubeError                  the Kubernetes API server answered an error, or could not be reached
     │   └── WatchExpiredError      410 Gone: the resourceVersion is older than the server keeps
+    ├── FeaturesUnavailableError   node features not synced yet, or stale: no decision can be made now
     ├── RegistryError              an OCI registry answer or credential that cannot be used
     │   ├── ManifestError          a manifest, index or descriptor not shaped like the OCI spec says
     │   │   └── DigestMismatchError  content whose digest or size is not the one asked for
@@ -124,6 +125,12 @@ class WatchExpiredError(KubeError):
 
     def __init__(self, message: str = "resourceVersion too old") -> None:
         super().__init__(message, 410)
+
+
+class FeaturesUnavailableError(ExtenderError):
+    """A pod with spec'd images cannot be decided on now: the node features are not synced yet, or
+    their watch has been failing for longer than ``features.maxStaleSeconds``. Answered like a failed
+    lookup (the filter's ``Error``: kube-scheduler retries the pod with backoff)."""
 
 
 class RegistryError(ExtenderError):

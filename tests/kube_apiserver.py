@@ -13,7 +13,12 @@ real wire format, to test the NodeFeature source through the real HTTP client.
   DELETED carrying its previous content, as the API server's watch cache sends them; a malformed
   selector is 400;
 * faults on demand: the next requests answer 500, the next watch is cut in the middle of an event,
-  bookmarks can be sent to every open watch.
+  bookmarks can be sent to every open watch, lists can be held (not answered until released);
+* restarts: :meth:`FakeApiServer.start` listens on a loopback port, :meth:`FakeApiServer.stop` ends
+  every open watch stream and closes the listener and its connections (new ones are refused), and
+  ``start()`` again listens on the same port. The objects and the resourceVersion survive, as they
+  do in etcd; a real API server also comes back with a new watch cache, so that watches from before
+  get 410 Gone: call :meth:`FakeApiServer.compact` while it is down for that.
 """
 
 from __future__ import annotations
@@ -115,8 +120,56 @@ class FakeApiServer:
         self.epoch = 0  # bumped to end every open watch stream
         self.requests: list[str] = []
         self.open_watches = 0
-        self.app = web.Application()
-        self.app.router.add_get("/{tail:.*}", self.handle)
+        self.answer_lists = asyncio.Event()  # cleared: lists wait (are held) until it is set again
+        self.answer_lists.set()
+        self.held_lists = 0  # lists waiting for answer_lists now
+        self.app = self.make_app()
+        self.port = 0  # the port start() listens on (kept across stop() and start())
+        self.shutting_down = False  # between stop() and start(): requests still arriving get 503
+        self._runner: web.AppRunner | None = None
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self.handle)
+        return app
+
+    # -- running and restarting -------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Listen on 127.0.0.1: a free port the first time, the same one after :meth:`stop`. The
+        base URL."""
+        if self._runner is not None:
+            raise RuntimeError("the API server stand-in is already running")
+        # a new application each time: one cannot run again once cleaned up
+        runner = web.AppRunner(self.make_app(), shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        self.shutting_down = False
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        """Go away as an API server that is restarted does: every open watch stream ends, the
+        listener and every connection close, and new connections are refused until :meth:`start`."""
+        if self._runner is None:
+            return
+        runner, self._runner = self._runner, None
+        # requests on connections that are still open get 503, as from an API server shutting down;
+        # the open watch handlers return, so the shutdown does not wait for them
+        self.shutting_down = True
+        self.epoch += 1
+        await self._notify()
+        await runner.cleanup()
 
     # -- driving the cluster ------------------------------------------------------------------
 
@@ -168,6 +221,10 @@ class FakeApiServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(request.path_qs)
+        if self.shutting_down:
+            return web.json_response(
+                status(503, "ServiceUnavailable", "apiserver is shutting down"), status=503
+            )
         if self.fail_next:
             self.fail_next -= 1
             return web.json_response(
@@ -180,6 +237,12 @@ class FakeApiServer:
             return web.json_response(status(400, "BadRequest", str(exc)), status=400)
         if request.query.get("watch") in ("true", "1"):
             return await self._watch(request, store, selector)
+        if not self.answer_lists.is_set():
+            self.held_lists += 1
+            try:
+                await self.answer_lists.wait()
+            finally:
+                self.held_lists -= 1
         return self._list(request, store, selector)
 
     def _list(self, request: web.Request, store: Store, selector: list[Requirement]) -> web.Response:

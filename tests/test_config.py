@@ -12,6 +12,7 @@ from extender.cli.main import _parser
 from extender.cli.server import config_from_args
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError
+from extender.sources.kube import DEFAULT_MAX_STALE_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "extender.yaml"
@@ -65,6 +66,8 @@ def test_no_file_means_defaults() -> None:
         ("registry: {platform: amd64}\n", "registry.platform", "expected os/arch[/variant]"),
         ("registry: {cache: {entries: 0}}\n", "registry.cache.entries", "out of range"),
         ("prefetch: {enabled: true}\n", "prefetch.enabled", "needs features.source: kubernetes"),
+        ("features: {maxStaleSeconds: -1}\n", "features.maxStaleSeconds", "out of range [0, 86400]"),
+        ("features: {maxStaleSeconds: 5m}\n", "features.maxStaleSeconds", "expected a number, got str"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str, fragment: str) -> None:
@@ -122,6 +125,14 @@ def test_registry_paths_relative_to_the_file(tmp_path: Path) -> None:
 def test_prefetch_with_kubernetes_features(tmp_path: Path) -> None:
     c = load_config(write(tmp_path, "features: {source: kubernetes}\nprefetch: {enabled: true}\n"))
     assert c.prefetch.enabled and c.prefetch.schedulerNames == ("compat-scheduler",)
+
+
+def test_max_stale_seconds(tmp_path: Path) -> None:
+    assert Config().features.maxStaleSeconds == 300.0 == DEFAULT_MAX_STALE_SECONDS  # the source's own default
+    assert to_dict(Config())["features"]["maxStaleSeconds"] == 300.0  # what --print-config shows
+    c = load_config(write(tmp_path, "features: {source: kubernetes, maxStaleSeconds: 0}\n"))
+    assert c.features.maxStaleSeconds == 0.0  # no bound
+    assert load_config(write(tmp_path, "features: {maxStaleSeconds: 2.5}\n")).features.maxStaleSeconds == 2.5
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:

@@ -4,6 +4,13 @@ Handlers stay thin: decode (``wire``), look specs up (``SpecSource``, concurrent
 (``decide``), encode. A pod without spec'd images never reaches the matcher. Lookup failures follow
 the failure policy: ``Fail`` answers the filter with ``Error`` (the scheduler retries with backoff),
 ``Ignore`` treats the image as having no spec; the pod annotation overrides the configured default.
+While the node features are not synced yet, or stale (their watch has been failing for longer than
+``features.maxStaleSeconds``), a pod with spec'd images is answered the same way as a failed lookup:
+rejecting every node as "no NodeFeature" would park it as unschedulable for minutes, an ``Error``
+has it retried with backoff. A pod without spec'd images needs no features and is answered as
+usual, so unrelated pods keep flowing. ``/readyz`` turns 200 after the initial sync and stays so
+while the features are stale: every replica goes stale at once when the API server is away, and
+answering with the reason beats having no endpoint at all.
 The debug endpoints (:mod:`extender.http.debug`) are added here, or served by an application of
 their own on another port (:func:`build_debug_app`), or not at all.
 """
@@ -18,7 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extender.decide import NO_FEATURES_REASON, Decision, decide
-from extender.errors import ImageLookupError, PodError, WireError
+from extender.errors import FeaturesUnavailableError, ImageLookupError, PodError, WireError
 from extender.http import debug
 from extender.http.context import (
     CACHES,
@@ -41,7 +48,7 @@ from extender.http.wire import (
     encode_priorities,
 )
 from extender.pods import pod_failure_policy, pod_images, pod_tags
-from extender.sources.base import FeatureSource, SpecSource, WatchedSource
+from extender.sources.base import FeatureSource, SpecSource, WatchedSource, unavailable
 
 __all__ = ["AppSettings", "build_app", "build_debug_app"]
 
@@ -56,6 +63,11 @@ async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decisi
     specs, _ = await lookup_specs(request.app, images, pod_failure_policy(args.pod, settings.failure_policy))
     if not specs:
         request.app[METRICS].skipped.labels(verb).inc()
+    else:
+        down = unavailable(request.app[FEATURES])
+        if down is not None:
+            request.app[METRICS].unavailable.labels(verb, down.reason).inc()
+            raise FeaturesUnavailableError(down.message)
     table = request.app[FEATURES].table
     decision = decide(
         specs,
@@ -84,15 +96,16 @@ def _verb(
     answer: Callable[[ExtenderArgs, Decision], web.Response],
     lookup_failed: Callable[[str], web.Response],
 ) -> Handler:
-    """One extender verb: bad input is a 400 naming the field; a failed spec lookup (policy Fail)
-    is answered the way that verb reports errors; otherwise ``answer`` encodes the decision."""
+    """One extender verb: bad input is a 400 naming the field; a failed spec lookup (policy Fail),
+    or node features not synced or stale for a pod with specs, is answered the way that verb reports
+    errors; otherwise ``answer`` encodes the decision."""
 
     async def handler(request: web.Request) -> web.Response:
         try:
             args, decision = await _decide(request, verb)
         except (WireError, PodError) as exc:
             return web.json_response({"Error": str(exc)}, status=400)
-        except ImageLookupError as exc:
+        except (ImageLookupError, FeaturesUnavailableError) as exc:
             return lookup_failed(str(exc))
         return answer(args, decision)
 

@@ -1,10 +1,12 @@
 """Prometheus metrics. One registry per application (tests build many), no global state.
 
 Counted as events happen: request latency and count per verb, node verdicts by outcome, lookup
-errors by policy. Read at scrape time from the live objects (so they can never drift): nodes known,
-feature-table generation, spec lookups by result and how many joined an in-flight lookup, each
-source's current errors and reload count, and every cache (the table's results and explanations,
-the registry's lookups) with its size, bounds, hits, misses and evictions, labelled by name.
+errors by policy, calls answered with an error because the node features were not synced or stale.
+Read at scrape time from the live objects (so they can never drift): nodes known, feature-table
+generation, readiness, whether the features are stale and how long their watch has been failing,
+spec lookups by result and how many joined an in-flight lookup, each source's current errors and
+reload count, and every cache (the table's results and explanations, the registry's lookups) with
+its size, bounds, hits, misses and evictions, labelled by name.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from extender.sources.base import FeatureSource, WatchedSource
+from extender.sources.base import FeatureSource, WatchedSource, freshness
 from extender.sources.specs import SharedLookups
 
 NS = "compat_extender"
@@ -74,6 +76,14 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.unavailable = Counter(
+            f"{NS}_features_unavailable",
+            "Filter/prioritize calls for pods with spec'd images answered with an error because the node "
+            "features were not synced yet (not_synced) or their watch had failed for longer than "
+            "features.maxStaleSeconds (stale).",
+            ["verb", "reason"],
+            registry=self.registry,
+        )
         self.skipped = Counter(
             f"{NS}_pods_without_specs",
             "Filter/prioritize calls for pods with no spec'd image (the matcher is not run).",
@@ -116,6 +126,18 @@ class _Live(Collector):
         )
         yield GaugeMetricFamily(
             f"{NS}_ready", "1 once the initial NodeFeature sync is complete.", int(self.features.ready)
+        )
+        fresh = freshness(self.features)
+        yield GaugeMetricFamily(
+            f"{NS}_features_stale",
+            "1 while the NodeFeature watch has been failing for longer than features.maxStaleSeconds: "
+            "pods with spec'd images are then answered with an error. Never 1 for the file source.",
+            int(fresh.stale),
+        )
+        yield GaugeMetricFamily(
+            f"{NS}_features_watch_failing_seconds",
+            "How long the NodeFeature list/watch has been failing; 0 while it works (and for files).",
+            fresh.failing_seconds,
         )
         if self.lookups is not None:
             c = self.lookups.counts

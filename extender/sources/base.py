@@ -6,7 +6,8 @@ two protocols, so the HTTP layer never knows which one it is talking to.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 from extender.errors import SpecLookupError
 from extender.match.table import FeatureTable
@@ -21,6 +22,66 @@ class FeatureSource(Protocol):
     def ready(self) -> bool:
         """True once the initial list of NodeFeatures is in the table."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How far behind the cluster a watched feature table may be. The default is a table that is
+    always current: files (re-read from disk) and static tables never go stale."""
+
+    failing_seconds: float = 0.0  # how long the NodeFeature list/watch has been failing; 0 while it works
+    max_stale_seconds: float = 0.0  # the bound on that (features.maxStaleSeconds); 0 = none
+    last_error: str = ""  # what the failing list/watch said last (also before the initial sync)
+
+    @property
+    def stale(self) -> bool:
+        """The watch has been failing for longer than the bound: the table may be out of date."""
+        return 0 < self.max_stale_seconds < self.failing_seconds
+
+
+@runtime_checkable
+class Watching(Protocol):
+    """A feature source fed by a watch that can break (Kubernetes). A source without this method
+    is always current."""
+
+    def freshness(self) -> Freshness: ...
+
+
+def freshness(features: FeatureSource) -> Freshness:
+    return features.freshness() if isinstance(features, Watching) else Freshness()
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """Why no decision that needs node features can be made now: ``reason`` for metrics, ``message``
+    for the scheduler's event and the logs."""
+
+    reason: Literal["not_synced", "stale"]
+    message: str
+
+
+def unavailable(features: FeatureSource) -> Unavailable | None:
+    """``None`` when decisions can be made on ``features``; otherwise why not: the initial sync is
+    not complete, or the watch has been failing for longer than the source's bound."""
+    if features.ready:
+        fresh = freshness(features)
+        if not fresh.stale:
+            return None
+        return Unavailable(
+            "stale",
+            f"node features may be stale: the NodeFeature watch has been failing for "
+            f"{fresh.failing_seconds:.0f}s, longer than features.maxStaleSeconds "
+            f"({fresh.max_stale_seconds:g}s){_last(fresh)}",
+        )
+    return Unavailable(
+        "not_synced",
+        f"node features are not synced yet: the initial NodeFeature sync is not complete"
+        f"{_last(freshness(features))}",
+    )
+
+
+def _last(fresh: Freshness) -> str:
+    return f"; last error: {fresh.last_error}" if fresh.last_error else ""
 
 
 class SpecSource(Protocol):

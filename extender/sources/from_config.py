@@ -270,6 +270,9 @@ async def _kube_features(config: Config) -> tuple[KubeFeatures, ApiClient, ApiCl
         ) from None
     transport = ApiClientTransport(api)
     kube = KubeFeatures(
-        transport, nfd_namespace=config.features.nfdNamespace, watch_nodes=config.features.watchNodes
+        transport,
+        nfd_namespace=config.features.nfdNamespace,
+        watch_nodes=config.features.watchNodes,
+        max_stale_seconds=config.features.maxStaleSeconds,
     )
     return kube, api, transport

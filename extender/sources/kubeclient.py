@@ -9,7 +9,7 @@ clear error when a stream is cut in the middle of an event.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -110,8 +110,25 @@ class ApiClientTransport:
             if not token:
                 return ListResult(items, str(meta.get("resourceVersion", "")))
 
-    async def watch(
+    def watch(
         self, path: str, resource_version: str, *, field_selector: str = ""
+    ) -> AsyncIterator[WatchEvent]:
+        return self._watch(path, resource_version, None, field_selector)
+
+    def watch_reporting_open(
+        self,
+        path: str,
+        resource_version: str,
+        opened: Callable[[], None],
+        *,
+        field_selector: str = "",
+    ) -> AsyncIterator[WatchEvent]:
+        """:meth:`watch`, calling ``opened()`` as soon as the API server has accepted the watch (the
+        200 and its headers arrive at once; events may not come for minutes on a quiet cluster)."""
+        return self._watch(path, resource_version, opened, field_selector)
+
+    async def _watch(
+        self, path: str, resource_version: str, opened: Callable[[], None] | None, field_selector: str
     ) -> AsyncIterator[WatchEvent]:
         query: list[tuple[str, Any]] = [
             ("watch", "true"),
@@ -129,6 +146,8 @@ class ApiClientTransport:
         try:
             if resp.status != 200:
                 raise _status_error(path, resp.status, await resp.read())
+            if opened is not None:
+                opened()
             buffer = b""
             try:
                 async for chunk in resp.content.iter_any():

@@ -2,7 +2,8 @@
 filter call finds the spec source's cache warm instead of waiting for a registry round trip.
 
 Pods come from a :class:`~extender.sources.kube.Reflector` over ``/api/v1/pods`` (list, then watch,
-with resume and relist after 410), field-selected on the server: ``spec.nodeName=`` (not bound yet)
+with resume, relist after 410, and the same capped backoff as the NodeFeature watch, so it too is back
+within seconds of an API-server restart), field-selected on the server: ``spec.nodeName=`` (not bound yet)
 and ``spec.schedulerName=<name>``, **one reflector per scheduler name**. A field selector holds only
 ANDed requirements, so several names cannot share one selector; the alternative, one watch of every
 unscheduled pod filtered here, would stream the pending pods of every other scheduler in the cluster
@@ -128,13 +129,13 @@ class Prefetcher:
 
     @property
     def errors(self) -> dict[str, str]:
-        """Images whose lookup failed in the last ``retry_seconds``, and pod watches that have not
-        listed successfully yet."""
+        """Images whose lookup failed in the last ``retry_seconds``, and pod lists/watches that are
+        failing now (for how long, and the last error)."""
         self._failed.expire()
         out = dict(self._failed.items())
         for r in self.reflectors:
-            if not r.synced.is_set() and r.last_error:
-                out[f"watch {r.where}"] = r.last_error
+            if r.broken_since is not None:
+                out[f"watch {r.where}"] = f"failing for {r.failing_seconds:.0f}s: {r.last_error}"
         return out
 
     # -- running --------------------------------------------------------------------------------
