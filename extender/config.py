@@ -94,6 +94,13 @@ class Prefetch:
 
 
 @dataclass(frozen=True, slots=True)
+class WakeUp:
+    enabled: bool = False  # annotate a Node that starts to fit a waiting pod (needs prefetch)
+    intervalSeconds: float = 5.0  # changes are compared (and a node written at most once) per interval
+    maxWritesPerInterval: int = 20  # Node annotations per interval in all; the rest wait their turn
+
+
+@dataclass(frozen=True, slots=True)
 class Tls:
     certFile: Path | None = None  # set (with keyFile): the listener(s) speak HTTPS
     keyFile: Path | None = None
@@ -148,6 +155,7 @@ class Config:
     specs: Specs = field(default_factory=Specs)
     registry: Registry = field(default_factory=Registry)
     prefetch: Prefetch = field(default_factory=Prefetch)
+    wakeUp: WakeUp = field(default_factory=WakeUp)
     tls: Tls = field(default_factory=Tls)
     limits: Limits = field(default_factory=Limits)
     logLevel: Literal["debug", "info", "warning", "error"] = "info"
@@ -174,6 +182,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "registry.cache.specEntries": (1, 10_000_000),
     "registry.cache.specBytes": (1024, 1 << 40),
     "prefetch.concurrency": (1, 1024),
+    "wakeUp.intervalSeconds": (0.1, 3600),
+    "wakeUp.maxWritesPerInterval": (1, 10_000),
     "tls.reloadSeconds": (0, 86_400),
     "limits.specBytes": (1024, 1 << 30),
     "limits.specYamlNodes": (100, 100_000_000),
@@ -349,6 +359,8 @@ def load_config(
         raise ConfigError("tls.clientCAFile", "needs certFile and keyFile (mutual TLS is TLS first)")
     if config.prefetch.enabled and config.features.source != "kubernetes":
         raise ConfigError("prefetch.enabled", "needs features.source: kubernetes (it watches pods)")
+    if config.wakeUp.enabled and not config.prefetch.enabled:
+        raise ConfigError("wakeUp.enabled", "needs prefetch.enabled (its pod watch knows the waiting pods)")
     try:
         parse_platform_spec(config.registry.platform)
     except ExtenderError as exc:

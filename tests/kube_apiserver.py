@@ -102,6 +102,19 @@ def filtered(event: Event, selector: list[Requirement]) -> tuple[str, dict[str, 
     return None
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge key by key, ``null`` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
 @dataclass
 class Store:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -123,6 +136,8 @@ class FakeApiServer:
         self.answer_lists = asyncio.Event()  # cleared: lists wait (are held) until it is set again
         self.answer_lists.set()
         self.held_lists = 0  # lists waiting for answer_lists now
+        self.patches: list[tuple[str, Any]] = []  # (path, merge patch) of every PATCH applied
+        self.refuse_patches: int | None = None  # answer every PATCH with this status (403: RBAC, admission)
         self.app = self.make_app()
         self.port = 0  # the port start() listens on (kept across stop() and start())
         self.shutting_down = False  # between stop() and start(): requests still arriving get 503
@@ -131,6 +146,7 @@ class FakeApiServer:
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/{tail:.*}", self.handle)
+        app.router.add_patch("/{tail:.*}", self.handle_patch)
         return app
 
     # -- running and restarting -------------------------------------------------------------------
@@ -244,6 +260,43 @@ class FakeApiServer:
             finally:
                 self.held_lists -= 1
         return self._list(request, store, selector)
+
+    async def handle_patch(self, request: web.Request) -> web.Response:
+        """A JSON merge patch (RFC 7386) of one object: ``<collection path>/<name>``, as the API
+        server takes ``Content-Type: application/merge-patch+json``; the object changes (a new
+        resourceVersion and a MODIFIED event) and is answered."""
+        self.requests.append(f"PATCH {request.path_qs}")
+        if self.shutting_down:
+            return web.json_response(
+                status(503, "ServiceUnavailable", "apiserver is shutting down"), status=503
+            )
+        if self.refuse_patches is not None:
+            code = self.refuse_patches
+            return web.json_response(
+                status(code, "Forbidden", f'nodes is forbidden: cannot patch resource "{request.path}"'),
+                status=code,
+            )
+        if request.content_type != "application/merge-patch+json":
+            return web.json_response(
+                status(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format: {request.content_type}",
+                ),
+                status=415,
+            )
+        collection, _, name = request.path.rpartition("/")
+        store = self.stores.setdefault(collection, Store())
+        key = ("", name)
+        if key not in store.objects:
+            return web.json_response(status(404, "NotFound", f'"{name}" not found'), status=404)
+        try:
+            patch = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            return web.json_response(status(400, "BadRequest", str(exc)), status=400)
+        self.patches.append((request.path, patch))
+        obj = merge_patch(copy.deepcopy(store.objects[key]), patch)
+        return web.json_response(await self.put(collection, obj))
 
     def _list(self, request: web.Request, store: Store, selector: list[Requirement]) -> web.Response:
         items = [store.objects[k] for k in sorted(store.objects) if matches(store.objects[k], selector)]

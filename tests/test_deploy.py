@@ -55,6 +55,7 @@ from extender.cli import main as cli
 from extender.config import Config, load_config, to_dict
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from extender.sources.prefetch import PODS_PATH
+from extender.sources.wakeup import ANNOTATION
 from tests import dockerfile
 from tests.dockerfile import ROOT
 from tests.kube_apiserver import FakeApiServer
@@ -86,7 +87,14 @@ K8S_MINOR = "1.36"
 IMAGE = f"ghcr.io/nfd-compat-extender/compat-extender:{VERSION}"
 EXTENDER = ("Deployment", "compat-extender")
 SCHEDULER = ("Deployment", "compat-scheduler")
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PriorityClass",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 #: kinds of CRDs the schemas do not know: their shape is checked by the tests of their own
 CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
@@ -337,7 +345,10 @@ def _expected_extender_rights(config: Config) -> dict[tuple[str, str], set[str]]
         paths.append(NODES_PATH)
     if config.prefetch.enabled:
         paths.append(PODS_PATH)
-    return {api_resource(p): READ for p in paths}
+    rights = {api_resource(p): set(READ) for p in paths}
+    if config.wakeUp.enabled:  # its one write: an annotation on a Node (the admission policy narrows it)
+        rights.setdefault(api_resource(NODES_PATH), set()).add("patch")
+    return rights
 
 
 @pytest.mark.parametrize("name", WITH_EXTENDER)
@@ -364,11 +375,53 @@ def test_no_role_grants_secrets_wildcards_or_escalation(name: str) -> None:
             for field in ("apiGroups", "resources", "verbs"):
                 assert not [v for v in rule.get(field, []) if "*" in v], where
             assert not {"secrets", "serviceaccounts/token"} & set(rule["resources"]), where
-            assert not {"escalate", "bind", "impersonate", "delete", "deletecollection", "patch"} & set(
+            assert not {"escalate", "bind", "impersonate", "delete", "deletecollection"} & set(
                 rule["verbs"]
             ), where
+            if "patch" in rule["verbs"]:  # only the wake-up's, and only under its admission policy
+                assert rule == {"apiGroups": [""], "resources": ["nodes"], "verbs": ["patch"]}, where
+                assert find(render(name), "ValidatingAdmissionPolicy", WAKE_UP_POLICY), where
     for binding in find(render(name), "ClusterRoleBinding") + find(render(name), "RoleBinding"):
         assert binding["roleRef"]["name"] not in ("cluster-admin", "admin", "edit", "view"), binding
+
+
+WAKE_UP_POLICY = "compat-extender-wake-up"
+
+
+def test_the_wake_up_component_writes_only_under_its_admission_policy(tmp_path: Path) -> None:
+    """components/wake-up: the config switch, PATCH on nodes for the extender only, and a policy
+    that denies that account every Node change but the wake-up annotation (the CEL itself runs in the
+    API server, not here: its terms are checked)."""
+    docs = render(ALL_COMPONENTS)
+    config, _, _ = extender_config(docs, tmp_path)
+    assert config.wakeUp.enabled and config.prefetch.enabled
+    account = pod_spec(one(docs, *EXTENDER))["serviceAccountName"]
+    policy = one(docs, "ValidatingAdmissionPolicy", WAKE_UP_POLICY)["spec"]
+    assert policy["failurePolicy"] == "Fail"
+    assert policy["matchConstraints"]["resourceRules"] == [
+        {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["nodes"]}
+    ]
+    [condition] = policy["matchConditions"]
+    assert condition["expression"] == (
+        f'request.userInfo.username == "system:serviceaccount:compat-extender:{account}"'
+    )
+    variables = {v["name"]: v["expression"] for v in policy["variables"]}
+    assert variables["annotation"] == f'"{ANNOTATION}"'
+    [validation] = policy["validations"]
+    for term in (
+        "object.spec == oldObject.spec",
+        "labels",
+        "finalizers",
+        "ownerReferences",
+        "variables.after.all",
+    ):
+        assert term in validation["expression"], term
+    binding = one(docs, "ValidatingAdmissionPolicyBinding", WAKE_UP_POLICY)["spec"]
+    assert binding == {"policyName": WAKE_UP_POLICY, "validationActions": ["Deny"]}
+    # without the component: no patch right, no policy, the switch off
+    base = render("base")
+    assert not find(base, "ValidatingAdmissionPolicy")
+    assert "patch" not in granted(base, "compat-extender", account).get(("", "nodes"), set())
 
 
 @pytest.mark.parametrize("name", WITH_SCHEDULER)

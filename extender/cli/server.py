@@ -133,7 +133,7 @@ async def serve(
     async with contextlib.AsyncExitStack() as stack:
         sources = await stack.enter_async_context(open_sources(config))
         metrics = Metrics()
-        metrics.watch(sources.features, sources.lookups, sources.watched, sources.caches)
+        metrics.watch(sources.features, sources.lookups, sources.watched, sources.caches, sources.wakeups)
         if tls is not None:
             tls.on_reload = lambda ok: metrics.tls_reloads.labels("ok" if ok else "error").inc()
             if config.tls.reloadSeconds > 0:

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from extender.sources.base import FeatureSource, WatchedSource, freshness
 from extender.sources.specs import SharedLookups
+from extender.sources.wakeup import WakeUps
 
 NS = "compat_extender"
 # The scheduler's own extender timeouts are seconds; the interesting range is well under 10 ms.
@@ -97,9 +98,10 @@ class Metrics:
         lookups: SharedLookups | None = None,
         sources: Sequence[tuple[str, WatchedSource]] = (),
         caches: Sequence[CacheStats] = (),
+        wakeups: WakeUps | None = None,
     ) -> None:
         """Export the live state of these objects at every scrape."""
-        self.registry.register(_Live(features, lookups, sources, caches))
+        self.registry.register(_Live(features, lookups, sources, caches, wakeups))
 
 
 class _Live(Collector):
@@ -109,11 +111,13 @@ class _Live(Collector):
         lookups: SharedLookups | None,
         sources: Sequence[tuple[str, WatchedSource]],
         caches: Sequence[CacheStats] = (),
+        wakeups: WakeUps | None = None,
     ) -> None:
         self.features = features
         self.lookups = lookups
         self.sources = sources
         self.caches = caches
+        self.wakeups = wakeups
 
     def describe(self) -> Iterable[Metric]:
         return []  # unchecked collector: the registry does not need names up front
@@ -167,7 +171,30 @@ class _Live(Collector):
             reloads.add_metric([name], source.reloads)
         yield errors
         yield reloads
+        if self.wakeups is not None:
+            yield from self._wakeups(self.wakeups)
         yield from self._caches((*table.caches.all(), *self.caches))
+
+    def _wakeups(self, wakeups: WakeUps) -> Iterator[Metric]:
+        c = wakeups.counts
+        sent = CounterMetricFamily(
+            f"{NS}_wakeups",
+            "Node annotations written to wake pending pods (sent), refused (403/404) or failed (retried).",
+            labels=["result"],
+        )
+        for result, value in (("sent", c.sent), ("refused", c.refused), ("failed", c.failed)):
+            sent.add_metric([result], value)
+        skipped = CounterMetricFamily(
+            f"{NS}_wakeups_skipped",
+            "Changed nodes that caused no write: no_flip (fit no waiting pod they did not fit before), "
+            "no_pending (no pod with specs waiting), deferred (over maxWritesPerInterval: next interval).",
+            labels=["reason"],
+        )
+        for reason, value in (("no_flip", c.no_flip), ("no_pending", c.no_pending), ("deferred", c.deferred)):
+            skipped.add_metric([reason], value)
+        yield sent
+        yield skipped
+        yield GaugeMetricFamily(f"{NS}_wakeups_waiting", "Changed nodes not compared yet.", wakeups.waiting)
 
     def _caches(self, caches: Sequence[CacheStats]) -> Iterator[Metric]:
         label = ["cache"]

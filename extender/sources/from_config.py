@@ -36,6 +36,7 @@ from extender.sources.registry.client import RegistryClient, no_credentials
 from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
 from extender.sources.registry.transport import AiohttpTransport
 from extender.sources.specs import SharedLookups
+from extender.sources.wakeup import PendingPods, WakeUps
 
 if TYPE_CHECKING:  # the Kubernetes client is imported only when features.source is kubernetes
     from kubernetes_asyncio.client import ApiClient
@@ -56,6 +57,7 @@ class Sources:
     watched: list[tuple[str, WatchedSource]]
     caches: tuple[BoundedCache[object, object], ...] = ()
     summary: str = ""
+    wakeups: WakeUps | None = None  # wakeUp.enabled
 
 
 class DockerConfigCredentials:
@@ -176,6 +178,7 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
         summary: list[str] = []
         features, kube_transport = await _open_features(config, stack, watched, summary)
         specs, caches = await _open_specs(config, stack, watched, summary)
+        wakeups: WakeUps | None = None
         scope = ImageScope(config.specs.scope)
         lookups = SharedLookups(specs, scope=scope)
         if scope:
@@ -201,7 +204,34 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
             start_task(stack, prefetcher.run(), "prefetch")
             watched.append(("prefetch", prefetcher))
             summary.append(f"prefetching images of pods for {', '.join(config.prefetch.schedulerNames)}")
-        yield Sources(features, specs, lookups, watched, caches, "; ".join(summary))
+            if config.wakeUp.enabled:
+                wakeups = _wake_ups(config, features, kube_transport, prefetcher, lookups)
+                start_task(stack, wakeups.run(), "wake-up")
+                summary.append("waking pending pods when a NodeFeature change makes a node fit them")
+        yield Sources(features, specs, lookups, watched, caches, "; ".join(summary), wakeups)
+
+
+def _wake_ups(
+    config: Config,
+    features: FeatureSource,
+    transport: ApiClientTransport,
+    pods: PendingPods,
+    lookups: SharedLookups,
+) -> WakeUps:
+    from extender.sources.kube import KubeFeatures
+
+    if not isinstance(features, KubeFeatures):  # load_config refuses this combination already
+        raise ConfigError("wakeUp.enabled", "needs features.source: kubernetes")
+    wakeups = WakeUps(
+        transport,
+        pods,
+        lookups,
+        interval=config.wakeUp.intervalSeconds,
+        max_writes=config.wakeUp.maxWritesPerInterval,
+        missing_features=config.missingFeatures,
+    )
+    features.on_change = wakeups.features_changed
+    return wakeups
 
 
 async def _open_features(

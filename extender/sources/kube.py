@@ -38,7 +38,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
 from extender.errors import ExtenderError, KubeError, WatchExpiredError
-from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, ParsedNodeFeature, parse_nodefeature
+from extender.features.nodefeature import (
+    DEFAULT_NFD_NAMESPACE,
+    NodeFeatures,
+    ParsedNodeFeature,
+    parse_nodefeature,
+)
 from extender.features.objects import NodeFeatureObjects
 from extender.match.table import FeatureTable
 from extender.sources.base import Freshness
@@ -337,6 +342,9 @@ class KubeFeatures:
         self.max_stale_seconds = max_stale_seconds
         self.object_errors: dict[str, str] = {}  # "namespace/name" of an object we cannot use -> why
         self.reloads = 0  # lists (initial and after 410) of either resource
+        #: called with (node, features before, features after) whenever a node's merged features
+        #: change (``None``: no NodeFeature, or no Node); the wake-up listens here
+        self.on_change: Callable[[str, NodeFeatures | None, NodeFeatures | None], None] | None = None
         self.features = Reflector(
             transport,
             NODEFEATURES_PATH,
@@ -479,7 +487,11 @@ class KubeFeatures:
         for node in nodes:
             merged = self._objects.merged(node)
             exists = not self._nodes.watched or node in self._nodes.names
-            if merged is not None and exists:
-                self._table.set_node(merged)
+            new = merged if merged is not None and exists else None
+            old = self._table.node_features(node)
+            if new is not None:
+                self._table.set_node(new)
             else:
                 self._table.remove_node(node)
+            if self.on_change is not None and old is not new:
+                self.on_change(node, old, new)

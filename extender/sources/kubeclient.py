@@ -9,7 +9,7 @@ clear error when a stream is cut in the middle of an event.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -39,7 +39,7 @@ async def make_api_client(kubeconfig: str = "") -> k8s.ApiClient:
     return k8s.ApiClient(configuration=configuration)
 
 
-def _status_error(path: str, status: int, body: bytes) -> KubeError:
+def _status_error(path: str, status: int, body: bytes, method: str = "GET") -> KubeError:
     try:
         doc = orjson.loads(body)
         message = doc.get("message", "") if isinstance(doc, dict) else ""
@@ -47,7 +47,7 @@ def _status_error(path: str, status: int, body: bytes) -> KubeError:
         message = body[:200].decode("utf-8", "replace")
     if status == 410:
         return WatchExpiredError(message or "resourceVersion too old")
-    return KubeError(f"GET {path}: {status} {message}".rstrip(), status)
+    return KubeError(f"{method} {path}: {status} {message}".rstrip(), status)
 
 
 class ApiClientTransport:
@@ -109,6 +109,31 @@ class ApiClientTransport:
             token = meta.get("continue") or ""
             if not token:
                 return ListResult(items, str(meta.get("resourceVersion", "")))
+
+    async def patch(self, path: str, patch: Mapping[str, Any]) -> None:
+        """A JSON merge patch of the object at ``path`` (the wake-up's one write); KubeError with the
+        status as ``code`` when the API server refuses it."""
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        try:
+            resp = await self.api.call_api(
+                path,
+                "PATCH",
+                body=dict(patch),
+                header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except aiohttp.ClientError as exc:
+            raise KubeError(f"PATCH {path}: {type(exc).__name__}: {exc}") from exc
+        try:
+            body = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeError(f"PATCH {path}: reading the answer: {exc}") from exc
+        finally:
+            resp.release()
+        if resp.status != 200:
+            raise _status_error(path, resp.status, body, "PATCH")
 
     def watch(
         self, path: str, resource_version: str, *, field_selector: str = ""

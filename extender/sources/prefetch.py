@@ -33,6 +33,7 @@ or the reflectors but cancellation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -40,9 +41,10 @@ from typing import Any
 from cachetools import TTLCache
 
 from extender.errors import PodError
-from extender.pods import pod_images
+from extender.pods import pod_images, pod_tags
 from extender.sources.base import SpecSource
 from extender.sources.kube import Backoff, KubeTransport, Reflector
+from extender.sources.wakeup import PendingPod
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,13 @@ MAX_ERRORS = 1000
 def pod_selector(scheduler_name: str) -> str:
     """The field selector for unscheduled pods of ``scheduler_name`` (of any scheduler when empty)."""
     return f"spec.schedulerName={scheduler_name},{UNSCHEDULED}" if scheduler_name else UNSCHEDULED
+
+
+def _pod_key(pod: Mapping[str, Any]) -> str:
+    meta = pod.get("metadata")
+    if not isinstance(meta, Mapping):
+        return "?"
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
 
 
 class Prefetcher:
@@ -94,13 +103,15 @@ class Prefetcher:
             Reflector(
                 transport,
                 PODS_PATH,
-                self._replace,
-                self._event,
+                functools.partial(self._replace, name),
+                functools.partial(self._event, name),
                 make_backoff(),
                 field_selector=pod_selector(name),
             )
             for name in (names or [""])
         ]
+        # per scheduler name (each watch lists its own): the pods not bound yet, for the wake-up
+        self._waiting: dict[str, dict[str, PendingPod]] = {name: {} for name in (names or [""])}
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self._pending: set[str] = set()  # queued or being looked up
         self._done: TTLCache[str, bool] = TTLCache(maxsize=remember, ttl=remember_seconds)
@@ -177,15 +188,21 @@ class Prefetcher:
 
     # -- pods -----------------------------------------------------------------------------------
 
-    def _replace(self, pods: list[dict[str, Any]]) -> None:
-        self.reloads += 1
-        for pod in pods:
-            self._pod(pod)
+    def pending_pods(self) -> list[PendingPod]:
+        """The pods of the configured schedulers that are not bound yet, as the watches last saw them."""
+        return [pod for waiting in self._waiting.values() for pod in waiting.values()]
 
-    def _event(self, kind: str, pod: dict[str, Any]) -> None:
+    def _replace(self, scheduler: str, pods: list[dict[str, Any]]) -> None:
+        self.reloads += 1
+        self._waiting[scheduler] = {}
+        for pod in pods:
+            self._pod(scheduler, pod)
+
+    def _event(self, scheduler: str, kind: str, pod: dict[str, Any]) -> None:
         if kind in ("ADDED", "MODIFIED"):
-            self._pod(pod)
-        # DELETED: the pod is gone or bound (no longer matches the selector); nothing to undo
+            self._pod(scheduler, pod)
+        elif kind == "DELETED":  # the pod is gone or bound (no longer matches the selector)
+            self._waiting[scheduler].pop(_pod_key(pod), None)
 
     def _ours(self, pod: Mapping[str, Any]) -> bool:
         spec = pod.get("spec")
@@ -195,19 +212,22 @@ class Prefetcher:
             return True
         return (spec.get("schedulerName") or DEFAULT_SCHEDULER) in self.scheduler_names
 
-    def _pod(self, pod: dict[str, Any]) -> None:
+    def _pod(self, scheduler: str, pod: dict[str, Any]) -> None:
         # runs inside the reflector: must not raise, or the reflector would retry the same event
+        key = _pod_key(pod)
         if not self._ours(pod):
+            self._waiting[scheduler].pop(key, None)
             return
         self.pods_seen += 1
         try:
             images = pod_images(pod)
         except PodError as exc:
             self.bad_pods += 1
-            meta = pod.get("metadata")
-            where = f"{meta.get('namespace')}/{meta.get('name')}" if isinstance(meta, Mapping) else "?"
-            log.warning("prefetch: pod %s ignored: %s", where, exc)
+            self._waiting[scheduler].pop(key, None)
+            log.warning("prefetch: pod %s ignored: %s", key, exc)
             return
+        if images:
+            self._waiting[scheduler][key] = PendingPod(key, tuple(images), pod_tags(pod))
         for image in images:
             self._enqueue(image)
 
