@@ -35,11 +35,11 @@ from extender.match.explain import explain as real_explain
 from extender.match.table import FeatureTable
 from extender.sources.base import StaticFeatures, StaticSpecs
 from extender.spec.model import CompatibilitySet, Spec
+from tests.debug_bodies import nodefeature, pod
 from tests.debug_oracle import oracle_app
 from tests.fuzz import examples
 from tests.helpers import R, S, T, X, node
 from tests.strategies import clusters, specs
-from tests.test_debug import nodefeature, pod
 from tests.waiting import finishes, until
 
 GPU = S(
