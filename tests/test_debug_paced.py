@@ -378,6 +378,44 @@ async def test_the_real_pause_lets_others_run() -> None:
     await task
 
 
+async def test_pause_gives_way_until_the_loop_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verb's request takes several turns of the loop: the pause lasts as long as turns run
+    something (on the fake clock: move it), so the whole request goes through within one pause."""
+    now = [0.0]
+    monkeypatch.setattr(debug, "clock", lambda: now[0])
+    steps: list[int] = []
+
+    async def verb(n: int) -> None:
+        for step in range(n):
+            steps.append(step)
+            now[0] += 10 * debug.BUSY_TURN_SECONDS  # this turn did some work
+            await asyncio.sleep(0)
+
+    request = asyncio.create_task(verb(8))
+    await finishes(debug.pause(), "a pause while a request goes through")
+    assert request.done() and steps == list(range(8))
+
+
+async def test_pause_ends_while_the_loop_stays_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop that never idles still gets the explanation's next slice after MAX_PAUSE_SECONDS."""
+    now = [0.0]
+    monkeypatch.setattr(debug, "clock", lambda: now[0])
+    turn = debug.MAX_PAUSE_SECONDS / 10
+
+    async def busy_forever() -> None:
+        while True:
+            now[0] += turn
+            await asyncio.sleep(0)
+
+    busy = asyncio.create_task(busy_forever())
+    await finishes(debug.pause(), "a pause while the loop stays busy")
+    # (a few turns more than the pause's own: finishes() runs it as a task of its own)
+    assert not busy.done() and debug.MAX_PAUSE_SECONDS <= now[0] < 2 * debug.MAX_PAUSE_SECONDS
+    busy.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await busy
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
