@@ -38,6 +38,9 @@ class Debug:
     port: int = 0
     # GET /debug/explain without `node` explains at most this many nodes (the answer says so).
     maxNodes: int = 200
+    # One explanation (/debug/explain, /debug/whatif) stops after this many seconds and answers what
+    # it has, marked truncated; it runs in slices between the verbs' requests either way.
+    maxSeconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "listen.port": (0, 65535),
     "debug.port": (0, 65535),
     "debug.maxNodes": (1, 100_000),
+    "debug.maxSeconds": (0.1, 3_600),
     "detailLimit": (0, 100_000),
     "maxBodyBytes": (1024, 1 << 34),
     "features.reloadSeconds": (0, 86_400),

@@ -16,6 +16,7 @@ from extender.match.table import FeatureTable
 from extender.sources.base import StaticFeatures, StaticSpecs
 from extender.sources.specs import SharedLookups
 from extender.spec.model import CompatibilitySet
+from tests.debug_bodies import nodefeature, pod
 from tests.helpers import R, S, T, X, node
 
 
@@ -42,22 +43,6 @@ GPU = S(
 )
 IMAGES = {"reg/gpu:1": GPU}
 FAILING = {"reg/broken:1": "registry answered 503"}
-
-
-def nodefeature(node_name: str, modules: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "nfd.k8s-sigs.io/v1alpha1",
-        "kind": "NodeFeature",
-        "metadata": {"name": node_name, "namespace": "nfd", "labels": {NODE_NAME_LABEL: node_name}},
-        "spec": {"features": {"flags": {"kernel.loadedmodule": {"elements": {m: {} for m in modules}}}}},
-    }
-
-
-def pod(*images: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "metadata": {"name": "p", "namespace": "default", "annotations": annotations or {}},
-        "spec": {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]},
-    }
 
 
 @pytest.fixture

@@ -106,6 +106,7 @@ def settings_from(config: Config) -> AppSettings:
         detail_limit=config.detailLimit,
         debug=config.debug.enabled and config.debug.port == 0,
         debug_max_nodes=config.debug.maxNodes,
+        debug_max_seconds=config.debug.maxSeconds,
         client_cert_required=config.tls.clientCAFile is not None,
     )
 

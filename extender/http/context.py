@@ -30,6 +30,8 @@ class AppSettings:
     detail_limit: int = 50
     debug: bool = True  # serve /debug/* on this application
     debug_max_nodes: int = 200
+    debug_max_seconds: float = 10.0  # one explanation's time budget; past it the answer is truncated
+    debug_max_concurrent: int = 2  # explanations computed at once; one more is answered 429
     client_cert_required: bool = False  # mutual TLS: verbs and debug need a verified client cert
 
 
