@@ -239,3 +239,52 @@ compatibilities:
     code, out, _ = _run(capsys, "--spec", str(spec), "--host-prefix", "/", "--json")
     assert code == 0, out
     assert json.loads(out)["compatible"] is True
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (
+            '{"foo": 1}',
+            "neither a NodeFeature object nor a features map (flags, attributes, instances): "
+            "unknown key(s) foo",
+        ),
+        ("{}", "neither a NodeFeature object nor a features map"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n", "kind: expected NodeFeature, got 'Pod'"),
+        ("[1, 2]", "expected an object"),
+    ],
+)
+def test_features_that_are_not_features_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, fragment: str
+) -> None:
+    """Not "INCOMPATIBLE": a file that holds no features is an error, as in NFD's client."""
+    path = tmp_path / "features.yaml"
+    path.write_text(content)
+    code, out, err = _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(path))
+    assert code == 2 and fragment in err and "INCOMPATIBLE" not in out
+
+
+def test_an_evaluation_error_exits_2_naming_the_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    """gpu-a100-rhel-01's kernel version is not semver: NFD's client stops with an error at the first
+    set that compares it (the extender itself lets a later set match there, docs/nfd-semantics.md §7.2)."""
+    cuda = str(EXAMPLES / "specs" / "cuda-train.yaml")
+    rhel = str(NODEFEATURES / "gpu-a100-rhel-01.yaml")
+    code, out, err = _run(capsys, "--spec", cuda, "--features", rhel)
+    assert code == 2
+    assert "evaluation error in compatibility set #0, rule kernel: not a version" in err
+    assert f"features: from {rhel}" in out and "this host" not in out
+    code, out, _ = _run(capsys, "--spec", cuda, "--features", rhel, "--json")
+    doc = json.loads(out)
+    assert code == 2 and doc["error"].startswith("evaluation error in compatibility set #0, rule kernel")
+    # selecting only the set without version comparisons: no error, compatible
+    code, out, _ = _run(capsys, "--spec", cuda, "--features", rhel, "--tags", "any-nvidia")
+    assert code == 0, out
+
+
+def test_a_features_map_is_reported_as_from_its_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps({"flags": {"kernel.loadedmodule": {"elements": {"vfio_pci": {}}}}}))
+    code, out, _ = _run(capsys, "--spec", str(DPDK_SPEC), "--features", str(path))
+    assert code == 1 and f"NODE (from {path}): INCOMPATIBLE" in out and "this host" not in out

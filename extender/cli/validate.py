@@ -12,7 +12,10 @@ and evaluates every selected compatibility set with the extender's own matcher. 
 set and rule (default) or JSON with, per set, the expressions that did not match and what was found.
 
 Exit codes: 0 compatible (at least one selected set matches, as the filter decides; an image
-without a spec imposes nothing), 1 incompatible, 2 error (spec lookup, unreadable or invalid input).
+without a spec imposes nothing), 1 incompatible, 2 error: the spec lookup failed, the input is
+unreadable or not what it should be (a ``--features`` file that is neither NodeFeature objects nor a
+features map), or an expression could not be evaluated (NFD's client stops with an error there too;
+the message names the set and rule).
 
 ``host-features`` prints what discovery found as a NodeFeature object (YAML-compatible JSON), for
 ``--features``, for ``/debug/whatif``, or to compare with what nfd-worker publishes.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +127,23 @@ def _spec(args: argparse.Namespace) -> Spec | None:
         raise CommandError(f"{args.image}: spec lookup failed: {exc}") from None
 
 
+#: the keys of a bare features map (``nfd export features``, a NodeFeature's ``spec.features``)
+FEATURE_PARTS = ("flags", "attributes", "instances")
+
+
+def first_evaluation_error(account: Mapping[str, Any]) -> tuple[int, str, str] | None:
+    """(set index, rule name, message) of the first evaluation error in evaluation order: where
+    NFD's client would have stopped with an error (``docs/nfd-semantics.md`` §7.2)."""
+    for s in account.get("sets") or []:
+        if s.get("status") != "error":
+            continue
+        for r in s.get("rules") or []:
+            if r.get("status") == "error":
+                return s.get("index", 0), r.get("name") or "(unnamed)", r.get("error") or s.get("error", "")
+        return s.get("index", 0), "", s.get("error", "")
+    return None
+
+
 def features_from_file(path: Path, node: str | None) -> NodeFeatures:
     """One node's features from a file: NodeFeature objects (merged per node as nfd-master does) or a
     bare ``{flags, attributes, instances}`` map (``nfd export features``)."""
@@ -134,6 +155,11 @@ def features_from_file(path: Path, node: str | None) -> NodeFeatures:
         raise CommandError(str(exc)) from None
     docs = [d for d in docs if d is not None]
     if len(docs) == 1 and isinstance(docs[0], dict) and "kind" not in docs[0]:
+        unknown = sorted(str(k) for k in docs[0] if k not in FEATURE_PARTS)
+        if unknown or not docs[0]:
+            what = f"unknown key(s) {', '.join(unknown)}" if unknown else "empty"
+            parts = ", ".join(FEATURE_PARTS)
+            raise CommandError(f"{path}: neither a NodeFeature object nor a features map ({parts}): {what}")
         try:
             return features_from_dict(node or "", docs[0])
         except ExtenderError as exc:
@@ -182,6 +208,17 @@ def validate_node_command(args: argparse.Namespace) -> int:
         return 0
     tags = _tags(args.tags)
     account = explain(spec, features, node=features.node, tags=tags).to_dict()
+    if args.features is not None and not account.get("node"):
+        account["node"] = f"(from {args.features})"
+    failed = first_evaluation_error(account)
+    error = None
+    if failed is not None:
+        index, rule, message = failed
+        where = f"compatibility set #{index}" + (f", rule {rule}" if rule else "")
+        error = (
+            f"evaluation error in {where}: {message} (NFD's client stops here; the extender counts "
+            "that set as not matching on this node)"
+        )
     if args.json:
         doc = {
             **subject,
@@ -194,15 +231,24 @@ def validate_node_command(args: argparse.Namespace) -> int:
             "compatible": account["compatible"],
             "sets": [{**s, "failures": failures(s)} for s in account["sets"]],
         }
+        if error is not None:
+            doc["error"] = error
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         what = args.image or args.spec
         print(f"{what}: spec {spec.digest}, {len(spec.compatibilities)} compatibility set(s)")
+        if args.features is not None:
+            print(f"features: from {args.features}")
+        else:
+            print(f"features: discovered on this host ({', '.join(origin['host'].values())})")
         for w in spec.warnings:
             print(f"  warning: {w}")
         for p in problems:
             print(f"  discovery: {p}")
         print(render_table(account), end="")
+    if error is not None:  # NFD's client stops with an error here; so does this command
+        print(f"compat-extender: {error}", file=sys.stderr)
+        return 2
     return 0 if account["compatible"] else 1
 
 
