@@ -15,7 +15,7 @@ from extender.http.metrics import Metrics
 from extender.match.table import FeatureTable
 from extender.sources.base import StaticFeatures, StaticSpecs
 from extender.sources.specs import SharedLookups
-from extender.spec.model import CompatibilitySet
+from extender.spec.model import CompatibilitySet, Spec
 from tests.debug_bodies import nodefeature, pod
 from tests.helpers import R, S, T, X, node
 
@@ -92,8 +92,14 @@ async def test_explain_with_tags_and_unknown_node(client: TestClient[Any, Any]) 
     assert out["tags"] == ["passthrough"]
     assert out["nodes"][0]["verdict"] == "incompatible"
     assert [s["index"] for s in out["nodes"][0]["explanation"]["sets"]] == [0]
-    out = await get_json(client, "/debug/explain?image=reg/gpu:1&node=node-z")
-    assert out["nodes"][0]["verdict"] == "no NodeFeature" and out["nodes"][0]["explanation"]["known"] is False
+    # a node the table does not know: 404 naming it (a typo would otherwise read as "no NodeFeature")
+    out = await get_json(client, "/debug/explain?image=reg/gpu:1&node=node-z", status=404)
+    assert out["error"].startswith("node 'node-z' is not known to the extender: no NodeFeature for it")
+    # in a pod's own candidate list it is still explained, as the verbs treat it
+    body = {"Pod": pod("reg/gpu:1"), "NodeNames": ["node-z"]}
+    out = await post_json(client, "/debug/explain", body)
+    assert out["nodes"][0]["verdict"] == "no NodeFeature"
+    assert out["nodes"][0]["images"][0]["explanation"]["known"] is False
 
 
 async def test_explain_text(client: TestClient[Any, Any]) -> None:
@@ -312,3 +318,33 @@ async def test_two_apps_side_by_side_keep_their_caches_apart() -> None:
     assert all(c["entries"] == c["hits"] == c["misses"] == 0 for c in sources_two["caches"].values())
     assert metric(text_two, 'compat_extender_cache_entries{cache="results"}') == 0
     assert len(first_features.table.caches.results) == 1 and len(second_features.table.caches.results) == 0
+
+
+async def test_whatif_without_images_evaluates_every_known_one(client: TestClient[Any, Any]) -> None:
+    body = {"nodeFeature": nodefeature("new-box", ["nvidia"])}
+    out = await post_json(client, "/debug/whatif", body)
+    assert [r["image"] for r in out["images"]] == ["reg/gpu:1"]  # what the spec source holds
+    assert out["runnable"] == ["reg/gpu:1"] and out["notRunnable"] == []
+    assert out["imagesFrom"].startswith("every image whose spec is known")
+    resp = await client.post("/debug/whatif?format=text", data=orjson.dumps(body))
+    assert "(every image whose spec is known: 1)" in await resp.text()
+    # an explicit list is answered as before, without the note
+    out = await post_json(client, "/debug/whatif", {**body, "images": ["reg/gpu:1"]})
+    assert "imagesFrom" not in out
+    for bad in ([], "reg/gpu:1", [""]):
+        await post_json(client, "/debug/whatif", {**body, "images": bad}, status=400)
+
+
+async def test_known_images_are_the_listed_then_the_recently_found() -> None:
+    lookups = SharedLookups(StaticSpecs({"reg/a:1": GPU, "reg/b:1": GPU}))
+    assert lookups.known_images() == ["reg/a:1", "reg/b:1"]
+
+    class Unlisted:
+        async def lookup(self, image: str) -> Spec | None:
+            return GPU if image.startswith("reg/") else None
+
+    found = SharedLookups(Unlisted())
+    assert found.known_images() == []
+    await found.lookup("reg/x:1")
+    await found.lookup("other/y:1")  # no spec: not known
+    assert found.known_images() == ["reg/x:1"]

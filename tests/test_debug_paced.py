@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
@@ -493,6 +494,13 @@ def test_paced_answers_are_the_synchronous_ones(
         paced, oracle = build_app(features, lookups, settings), oracle_app(features, lookups, settings)
         async with TestClient(TestServer(paced)) as c, TestClient(TestServer(oracle)) as o:
             for method, url, body in requests:
-                assert await ask(c, method, url, body) == await ask(o, method, url, body), (method, url)
+                got, want = await ask(c, method, url, body), await ask(o, method, url, body)
+                node = parse_qs(urlsplit(url).query).get("node", [""])[0]
+                if "/debug/explain" in url and node and node not in table and want[0] == 200:
+                    # the one intended change: a ?node= the table does not know is a 404 naming it
+                    # (where the request would otherwise have been answered)
+                    assert got[0] == 404 and repr(node).encode() in got[2], (url, got)
+                    continue
+                assert got == want, (method, url)
 
     asyncio.run(compare())

@@ -84,6 +84,7 @@ from extender.http.wire import decode_args
 from extender.match.explain import Explanation, explain
 from extender.match.table import FeatureTable
 from extender.pods import parse_tags, pod_failure_policy, pod_images, pod_tags
+from extender.sources.base import KnownImages
 from extender.spec.model import Spec
 
 MAX_WHATIF_IMAGES = 100
@@ -233,6 +234,12 @@ def _nodes_for(
     """The nodes to explain: ?node=, else the request's own list, else every known node (capped)."""
     node = request.query.get("node")
     if node:
+        if node not in table:
+            raise BadRequestError(
+                f"node {node!r} is not known to the extender: no NodeFeature for it (a typo, or a node "
+                "nfd-worker does not run on)",
+                404,
+            )
         return [node], 1
     names = list(given) if given is not None else sorted(table.node_names())
     limit = request.app[SETTINGS].debug_max_nodes
@@ -259,6 +266,10 @@ async def explain_image(request: web.Request) -> web.Response:
         return _error(f"image {image} has no compatibility spec: it imposes nothing on nodes", 404)
     try:
         pieces = _Pieces(_format(request))
+    except BadRequestError as exc:
+        return _error(str(exc), exc.status)
+    try:
+        _nodes_for(request, request.app[FEATURES].table, None)  # a ?node= the table does not know: 404
     except BadRequestError as exc:
         return _error(str(exc), exc.status)
     async with _computing(request) as pacer:
@@ -347,6 +358,7 @@ async def explain_pod(request: web.Request) -> web.Response:
         return _error(f"{exc} (failure policy Fail: the filter answers Error and the scheduler retries)", 502)
     try:
         pieces = _Pieces(_format(request))
+        _nodes_for(request, request.app[FEATURES].table, given)  # a ?node= the table does not know: 404
     except BadRequestError as exc:
         return _error(str(exc), exc.status)
     meta = pod.get("metadata")
@@ -447,17 +459,22 @@ def _whatif_request(body: bytes) -> tuple[NodeFeatures, list[str], frozenset[str
         raise BadRequestError("nodeFeature: required (a NodeFeature object for the node to imagine)")
     nf = _whatif_node(doc["nodeFeature"])
     images = doc.get("images")
+    if images is None:  # every image whose spec is known: the caller fills it in
+        return nf, [], _whatif_tags(doc)
     if not isinstance(images, list) or not images or not all(isinstance(i, str) and i for i in images):
-        raise BadRequestError("images: expected a non-empty list of image references")
+        raise BadRequestError("images: expected a non-empty list of image references (or no images key)")
     if len(images) > MAX_WHATIF_IMAGES:
         raise BadRequestError(f"images: at most {MAX_WHATIF_IMAGES} per request, got {len(images)}")
+    return nf, list(dict.fromkeys(images)), _whatif_tags(doc)
+
+
+def _whatif_tags(doc: dict[str, Any]) -> frozenset[str] | None:
     raw_tags = doc.get("tags")
     if raw_tags is not None and (
         not isinstance(raw_tags, list) or not all(isinstance(t, str) for t in raw_tags)
     ):
         raise BadRequestError("tags: expected a list of strings")
-    tags = frozenset(raw_tags) if raw_tags else None
-    return nf, list(dict.fromkeys(images)), tags
+    return frozenset(raw_tags) if raw_tags else None
 
 
 def _best(account: Explanation) -> tuple[int | None, int]:
@@ -474,6 +491,9 @@ async def whatif(request: web.Request) -> web.Response:
     except BadRequestError as exc:
         return _error(str(exc), exc.status)
     source = request.app[SPECS]
+    every_known = not images
+    if every_known:  # no images asked for: every image whose spec is known now, no new lookup
+        images = source.known_images()[:MAX_WHATIF_IMAGES] if isinstance(source, KnownImages) else []
     looked: list[tuple[str, Spec | None, str]] = []  # image, spec, why the lookup failed
     for image in images:
         try:
@@ -515,6 +535,8 @@ async def whatif(request: web.Request) -> web.Response:
             text.append(account.render_text().rstrip("\n"))
             explained += 1
             await pacer.turn()
+    if every_known:
+        text.insert(1, f"(every image whose spec is known: {len(images)})")
     doc: dict[str, Any] = {
         "node": nf.node,
         "tags": sorted(tags) if tags is not None else None,
@@ -522,6 +544,8 @@ async def whatif(request: web.Request) -> web.Response:
         "notRunnable": [r["image"] for r in rows if r["verdict"] != "compatible"],
         "images": rows,
     }
+    if every_known:  # the images were not asked for: say where they came from
+        doc["imagesFrom"] = "every image whose spec is known (mapped, or looked up recently)"
     if stopped:
         doc["truncated"] = True
         doc["truncatedReason"] = pacer.reason(

@@ -84,6 +84,13 @@ def _last(fresh: Freshness) -> str:
     return f"; last error: {fresh.last_error}" if fresh.last_error else ""
 
 
+@runtime_checkable
+class KnownImages(Protocol):
+    def known_images(self) -> list[str]:
+        """Images whose spec this source holds now (mapped, or looked up and cached), no lookup."""
+        ...
+
+
 class SpecSource(Protocol):
     async def lookup(self, image: str) -> Spec | None:
         """The image's spec, ``None`` when it has none; raises SpecLookupError when unknown."""
@@ -111,6 +118,9 @@ class StaticSpecs:
     def __init__(self, specs: dict[str, Spec], failing: dict[str, str] | None = None) -> None:
         self._specs = specs
         self._failing = failing or {}
+
+    def known_images(self) -> list[str]:
+        return list(self._specs)
 
     async def lookup(self, image: str) -> Spec | None:
         if image in self._failing:

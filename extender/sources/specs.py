@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 import cachetools
 
 from extender.images import ImageScope
-from extender.sources.base import SpecSource
+from extender.sources.base import KnownImages, SpecSource
 from extender.spec.model import Spec
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ class LookupCounts:
     out_of_scope: int = 0
 
 
+#: How many images found with a spec are remembered for known_images().
+KNOWN_IMAGES = 1000
 #: A failed lookup of one image is logged at most once per this many seconds.
 FAILURE_LOG_SECONDS = 60.0
 
@@ -93,6 +95,8 @@ class SharedLookups:
         self._logged: cachetools.TTLCache[str, None] = cachetools.TTLCache(
             maxsize=4096, ttl=FAILURE_LOG_SECONDS, timer=clock
         )
+        #: images recently found with a spec (for /debug/whatif without a list of images)
+        self._with_spec: cachetools.LRUCache[str, None] = cachetools.LRUCache(maxsize=KNOWN_IMAGES)
 
     async def lookup(self, image: str) -> Spec | None:
         if not self.scope.covers(image):
@@ -110,4 +114,11 @@ class SharedLookups:
             self.counts.no_spec += 1
         else:
             self.counts.spec += 1
+            self._with_spec[image] = None
         return spec
+
+    def known_images(self) -> list[str]:
+        """The images the source itself lists (a mapping file), then those recently found with a
+        spec, each once; no lookup."""
+        listed = self.inner.known_images() if isinstance(self.inner, KnownImages) else []
+        return list(dict.fromkeys([*listed, *self._with_spec]))
