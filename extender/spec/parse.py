@@ -497,10 +497,11 @@ def parse_spec(data: bytes, *, limits: SpecLimits | None = None) -> Spec:
 class SpecCheck:
     """Everything :func:`check_spec` found in one document, for a linter that reports all problems.
 
-    ``spec`` is what :func:`parse_spec` returns (``None`` when it raised); ``errors`` holds the error it
-    raised first, then the first error of every other compatibility set (each set is decoded and
-    validated on its own after a failure); ``warnings`` are the parser's warnings (of the whole spec,
-    or of the sets that could be decoded); ``root`` is the decoded YAML (``None`` if it did not decode)."""
+    ``spec`` is what :func:`parse_spec` returns (``None`` when it raised). ``errors`` holds the error
+    it raised, plus the ``version`` error and the first error of every other compatibility set (each
+    set is decoded and validated on its own after a failure), in document order. ``warnings`` are the
+    parser's warnings (of the whole spec, or of the sets that could be decoded). ``root`` is the
+    decoded YAML (``None`` if it did not decode)."""
 
     spec: Spec | None
     errors: tuple[SpecError, ...]
@@ -512,6 +513,14 @@ def _sets_alone(root: Mapping, limits: SpecLimits) -> tuple[list[SpecError], tup
     """Decode and validate every compatibility set on its own, collecting the first error of each."""
     errors: list[SpecError] = []
     ctx = _Ctx(limits)
+    try:  # the version alone (parse_spec checks it only once every set has decoded)
+        version = _dec_spec(Mapping(tuple(kv for kv in root.items if _fold(kv[0]) == "version"), 0, 0), ctx)
+        if not version.version:
+            raise SpecError("version", f'required field is missing (expected "{SPEC_VERSION}")')
+        if version.version != SPEC_VERSION:
+            raise SpecError("version", f'unsupported version "{version.version}" (expected "{SPEC_VERSION}")')
+    except SpecError as exc:
+        errors.append(exc)
     for key, node in root.items:
         if _fold(key) != _fold("compatibilities") or not isinstance(node, Sequence):
             continue
@@ -526,6 +535,12 @@ def _sets_alone(root: Mapping, limits: SpecLimits) -> tuple[list[SpecError], tup
             except SpecError as exc:
                 errors.append(exc)
     return errors, ctx.result()
+
+
+def _set_index(error: SpecError) -> int:
+    head, _, rest = error.path.partition("[")
+    index = rest.partition("]")[0]
+    return int(index) if head == "compatibilities" and index.isdigit() else -1
 
 
 def check_spec(data: bytes, *, limits: SpecLimits | None = None) -> SpecCheck:
@@ -544,5 +559,6 @@ def check_spec(data: bytes, *, limits: SpecLimits | None = None) -> SpecCheck:
             return SpecCheck(None, (exc,), (), root)
         more, warnings = _sets_alone(root, limits)
         errors = [exc, *(e for e in more if str(e) != str(exc))]
+        errors.sort(key=_set_index)  # document order; errors outside the sets (version) first
         return SpecCheck(None, tuple(errors), warnings, root)
     return SpecCheck(spec, (), spec.warnings, root)
