@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return server.serve_command(args)
     if args.command == "check-spec":
-        return check_spec.check_specs(args.files)
+        return check_spec.check_specs(args.files, args.strict)
     if args.command == "attach":
         return asyncio.run(registry.attach_command(args))
     if args.command == "discover":

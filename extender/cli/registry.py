@@ -1,12 +1,13 @@
 """``compat-extender attach`` and ``compat-extender discover``: the registry side, for image authors.
 
-    compat-extender attach --image REF --spec FILE [--created TIME] [--annotation K=V]...
+    compat-extender attach --image REF --spec FILE [--strict] [--created TIME] [--annotation K=V]...
     compat-extender discover --image REF [--platform OS/ARCH[/VARIANT]] [--json]
 
 Both take the ``registry`` section of ``--config`` (credentials, plain-HTTP hosts, CA files,
 allow-list, limits), and ``--docker-config``/``--plain-http`` on top. Exit codes: 0 done (discover:
-an artifact would be used), 1 attach: the spec is invalid / discover: no artifact, 2 any other
-error (registry, credentials, configuration).
+an artifact would be used), 1 attach: the spec is invalid (with ``--strict``: or has warnings or
+pitfalls; it is linted like ``check-spec`` before anything is pushed) / discover: no artifact,
+2 any other error (registry, credentials, configuration).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from typing import Any
 
 import orjson
 
+from extender.cli.check_spec import print_report
 from extender.config import Config, load_config
 from extender.errors import ConfigError, ExtenderError, SpecError
 from extender.images import parse_reference
 from extender.sources.from_config import registry_client, registry_specs
 from extender.sources.registry.attach import attach
 from extender.sources.registry.manifests import ANNOTATION_CREATED, Descriptor, parse_rfc3339
+from extender.spec.lint import lint_spec
 
 
 def add_parsers(sub: Any) -> None:
@@ -39,6 +42,11 @@ def add_parsers(sub: Any) -> None:
     a = sub.add_parser("attach", help="push a compatibility spec as an OCI artifact referring to an image")
     common(a)
     a.add_argument("--spec", type=Path, required=True, help="the image compatibility spec (YAML)")
+    a.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a spec with warnings or pitfalls too (see check-spec --help), not only an invalid one",
+    )
     a.add_argument("--created", help="org.opencontainers.image.created (RFC 3339; default: now)")
     a.add_argument(
         "--annotation", action="append", default=[], metavar="KEY=VALUE", help="extra manifest annotation"
@@ -79,6 +87,12 @@ async def attach_command(args: argparse.Namespace) -> int:
             raise ConfigError("--created", f"{args.created!r} is not an RFC 3339 time")
     except (ExtenderError, OSError, ValueError) as exc:
         return _fail(str(exc))
+    report = lint_spec(spec)  # what check-spec reports, before anything is pushed
+    if report.findings:
+        print_report(report, str(args.spec), strict=args.strict, file=sys.stderr)
+    if report.failed(args.strict):
+        print(f"compat-extender: {args.spec}: not attached", file=sys.stderr)
+        return 1
     client, transport = registry_client(config)
     try:
         done = await attach(client, ref, spec, created=args.created, annotations=annotations)

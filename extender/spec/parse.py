@@ -59,7 +59,7 @@ from extender.spec.yamlgo import (
 )
 from extender.values import INT64_MAX, INT64_MIN, compile_regexp, parse_go_int, parse_version
 
-__all__ = ["SpecLimits", "parse_spec"]
+__all__ = ["SpecCheck", "SpecLimits", "check_spec", "parse_spec"]
 
 T = TypeVar("T")
 
@@ -491,3 +491,74 @@ def parse_spec(data: bytes, *, limits: SpecLimits | None = None) -> Spec:
     sets = tuple(_compat(c, f"compatibilities[{i}]", ctx) for i, c in enumerate(spec.compats))
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     return Spec(spec.version, sets, digest, ctx.result())
+
+
+@dataclass(frozen=True, slots=True)
+class SpecCheck:
+    """Everything :func:`check_spec` found in one document, for a linter that reports all problems.
+
+    ``spec`` is what :func:`parse_spec` returns (``None`` when it raised). ``errors`` holds the error
+    it raised, plus the ``version`` error and the first error of every other compatibility set (each
+    set is decoded and validated on its own after a failure), in document order. ``warnings`` are the
+    parser's warnings (of the whole spec, or of the sets that could be decoded). ``root`` is the
+    decoded YAML (``None`` if it did not decode)."""
+
+    spec: Spec | None
+    errors: tuple[SpecError, ...]
+    warnings: tuple[SpecWarning, ...]
+    root: Node | None
+
+
+def _sets_alone(root: Mapping, limits: SpecLimits) -> tuple[list[SpecError], tuple[SpecWarning, ...]]:
+    """Decode and validate every compatibility set on its own, collecting the first error of each."""
+    errors: list[SpecError] = []
+    ctx = _Ctx(limits)
+    try:  # the version alone (parse_spec checks it only once every set has decoded)
+        version = _dec_spec(Mapping(tuple(kv for kv in root.items if _fold(kv[0]) == "version"), 0, 0), ctx)
+        if not version.version:
+            raise SpecError("version", f'required field is missing (expected "{SPEC_VERSION}")')
+        if version.version != SPEC_VERSION:
+            raise SpecError("version", f'unsupported version "{version.version}" (expected "{SPEC_VERSION}")')
+    except SpecError as exc:
+        errors.append(exc)
+    for key, node in root.items:
+        if _fold(key) != _fold("compatibilities") or not isinstance(node, Sequence):
+            continue
+        for i, item in enumerate(node.items):
+            path = f"compatibilities[{i}]"
+            try:
+                m = _map(item, path)
+                c = _Compat()
+                if m is not None:
+                    _dec_compat(c, m, path, ctx)
+                _compat(c, path, ctx)
+            except SpecError as exc:
+                errors.append(exc)
+    return errors, ctx.result()
+
+
+def _set_index(error: SpecError) -> int:
+    head, _, rest = error.path.partition("[")
+    index = rest.partition("]")[0]
+    return int(index) if head == "compatibilities" and index.isdigit() else -1
+
+
+def check_spec(data: bytes, *, limits: SpecLimits | None = None) -> SpecCheck:
+    """:func:`parse_spec`, but collecting problems instead of stopping at the first one where the
+    decode can go on: after an error, each compatibility set is checked on its own (one error per set
+    at most). An error in the YAML itself, or in the document's shape, stops everything."""
+    limits = limits or SpecLimits()
+    try:
+        root = decode_yaml(data, limits)
+    except SpecError as exc:
+        return SpecCheck(None, (exc,), (), None)
+    try:
+        spec = parse_spec(data, limits=limits)
+    except SpecError as exc:
+        if not isinstance(root, Mapping):
+            return SpecCheck(None, (exc,), (), root)
+        more, warnings = _sets_alone(root, limits)
+        errors = [exc, *(e for e in more if str(e) != str(exc))]
+        errors.sort(key=_set_index)  # document order; errors outside the sets (version) first
+        return SpecCheck(None, tuple(errors), warnings, root)
+    return SpecCheck(spec, (), spec.warnings, root)

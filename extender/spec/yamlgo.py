@@ -122,6 +122,9 @@ class Mapping:
     items: tuple[tuple[str, Node], ...]  #: keys unique, in order of first occurrence
     line: int
     column: int
+    #: (key, text as written) for each key that YAML 1.1 resolved to something else (``0302:`` is the
+    #: key ``"194"``); for linters, not part of the value
+    key_texts: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +326,7 @@ class _Frame:
     mapping: bool
     values: list[Node] = field(default_factory=list)
     entries: dict[str, Node] = field(default_factory=dict)
+    key_texts: dict[str, str] = field(default_factory=dict)
     key: str | None = None
     expect_key: bool = True
     merge: bool = False
@@ -420,6 +424,10 @@ class _Builder:
             frame.expect_key = False
             frame.merge = merge_key
             frame.key = None if merge_key else _key_string(node)
+            if isinstance(node, Scalar) and frame.key is not None and frame.key != node.text:
+                frame.key_texts[frame.key] = node.text
+            elif frame.key is not None:
+                frame.key_texts.pop(frame.key, None)  # a later key written as it reads wins
         elif frame.merge:  # earlier mappings of a merge list take precedence: apply them last
             frame.expect_key = True
             for source in list(reversed(node.items)) if isinstance(node, Sequence) else [node]:
@@ -459,7 +467,8 @@ class _Builder:
             elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
                 frame = stack.pop()
                 if frame.mapping:
-                    node = Mapping(tuple(frame.entries.items()), frame.line, frame.column)
+                    texts = tuple((k, t) for k, t in frame.key_texts.items() if k in frame.entries)
+                    node = Mapping(tuple(frame.entries.items()), frame.line, frame.column, texts)
                 else:
                     node = Sequence(tuple(frame.values), frame.line, frame.column)
                 stats = (frame.size, frame.height, frame.visits)
