@@ -45,7 +45,7 @@ from extender.http.wire import (
     decode_args,
     encode_filter_error,
     encode_filter_result,
-    encode_priorities,
+    encode_score_list,
 )
 from extender.pods import pod_failure_policy, pod_images, pod_tags
 from extender.sources.base import FeatureSource, SpecSource, WatchedSource, unavailable
@@ -122,7 +122,7 @@ filter_handler = _verb(
 # prioritize: the scheduler only logs a failure and drops this extender's scores.
 prioritize_handler = _verb(
     "prioritize",
-    lambda args, d: _json(encode_priorities(zip(d.names, d.score_list, strict=True))),
+    lambda args, d: _json(encode_score_list(d.names, d.score_list)),
     lambda message: web.json_response({"Error": message}, status=503),
 )
 
