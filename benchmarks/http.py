@@ -519,6 +519,10 @@ async def _measure_pods(names_n: int, table_nodes: int, pods: int, warmup: int, 
             all_names = sorted(ext.nodes)
             rng = random.Random(f"pods:{seed}:{names_n}")
             # a different candidate sample per pod, as the scheduler's rotating start index gives
+            # warm-up: long enough that the explanation cache holds the reason of nearly every failing
+            # node (each pod explains its first detailLimit failing candidates), as it does in an
+            # extender that has been running for a while
+            warmup = max(warmup, table_nodes // 10)
             samples = [rng.sample(all_names, names_n) for _ in range(pods + warmup)]
             ext_ns: list[int] = []
             floor_ns: list[int] = []
