@@ -156,7 +156,7 @@ SCENARIOS: dict[str, Scenario] = {
             quick_nodes=(20, 60),
             nodes_mean="candidate node names per request (plus a fixed set of full Node objects)",
             baseline="a no-op aiohttp handler decoding the same payload and answering the same shape",
-            extra_steps=1,  # the full Node objects
+            extra_steps=2,  # the full Node objects; filter + prioritize per pod
         ),
         Scenario(
             name="throughput",

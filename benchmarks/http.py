@@ -19,6 +19,13 @@ the largest scenario, and the candidates are a deterministic random sample of it
 order (the scheduler's order is not sorted). Both verbs get the same candidates, failing nodes
 included: the worst case for prioritize (the scheduler normally sends it only the survivors).
 
+Per pod (``--pods N``; the harness always runs it): what one pod costs the scheduler, filter of
+``--pod-names`` candidates (default 500, what a default kube-scheduler sends at 5,000 nodes), a
+fresh random sample per pod, then prioritize of the filter's survivors, against the floor doing the
+same (it passes every candidate). Here the servers run in processes of their own
+(:mod:`benchmarks.server`), so that each one's CPU time per pod can be read from ``/proc`` beside
+the client's wall time; pods alternate between them.
+
 Method: both servers run in this process on 127.0.0.1 (``AppRunner`` + ``TCPSite`` on a free port,
 no access log, as ``serve`` runs them); the client is one ``aiohttp.ClientSession`` with keep-alive,
 requests strictly sequential, the request bodies encoded once beforehand. A sample is the wall time
@@ -30,7 +37,8 @@ collections its own requests cause. Before timing, each server's answer is check
 against :func:`extender.decide.decide` called directly).
 
 Run: ``python -m benchmarks.http [--names 500,5000] [--nodes 500] [--repeat N] [--warmup W]
-[--json PATH] [--quick]``. Nothing here asserts a time; the machine is printed with the numbers.
+[--json PATH] [--quick] [--pods N [--pod-names 500] [--pod-table 5000] [--pod-only]]``. Nothing here
+asserts a time; the machine is printed with the numbers.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import asyncio
 import dataclasses
 import gc
 import importlib.metadata
+import os
 import random
 import statistics
 import sys
@@ -438,6 +447,170 @@ async def _measure(
     return results
 
 
+# ---------------------------------------------------------------------------------------------------
+# The whole cost of one pod: filter, then prioritize of what passed, against a no-op extender.
+
+POD_NAMES = 500  # what a default kube-scheduler sends at 5,000 nodes (percentageOfNodesToScore)
+POD_TABLE = 5000
+DEFAULT_PODS = 200
+QUICK_PODS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PodResult:
+    """Per pod: wall time of filter + prioritize (the scheduler's side: send, read, decode the filter
+    answer, send the survivors to prioritize, read), and each server's CPU time per pod."""
+
+    names: int
+    table_nodes: int
+    pods: int
+    passed: int  # the extender's filter survivors (the floor passes every candidate)
+    extender: Latency
+    floor: Latency
+    extender_cpu_ms: float
+    floor_cpu_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.extender.median_ms / self.floor.median_ms
+
+    @property
+    def p99_ratio(self) -> float:
+        return self.extender.p99_ms / self.floor.p99_ms
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.extender_cpu_ms / self.floor_cpu_ms if self.floor_cpu_ms > 0 else float("inf")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _one_pod(session: aiohttp.ClientSession, url: str, pod_json: bytes, names: list[str]) -> int:
+    """One pod's exchange with an extender at ``url``; the wall time in ns."""
+    t0 = time.perf_counter_ns()
+    body = b'{"Pod":' + pod_json + b',"Nodes":null,"NodeNames":' + orjson.dumps(names) + b"}"
+    async with session.post(f"{url}/filter", data=body, headers=JSON_HEADERS) as resp:
+        answer = orjson.loads(await resp.read())
+        status = resp.status
+    if status != 200 or answer.get("Error"):
+        raise BenchmarkError(f"POST {url}/filter: HTTP {status}: {str(answer)[:200]}")
+    survivors = answer["NodeNames"]
+    body = b'{"Pod":' + pod_json + b',"Nodes":null,"NodeNames":' + orjson.dumps(survivors) + b"}"
+    async with session.post(f"{url}/prioritize", data=body, headers=JSON_HEADERS) as resp:
+        payload = await resp.read()
+        status = resp.status
+    if status != 200 or len(orjson.loads(payload)) != len(survivors):
+        raise BenchmarkError(f"POST {url}/prioritize: HTTP {status}: {payload[:200]!r}")
+    return time.perf_counter_ns() - t0
+
+
+async def _measure_pods(names_n: int, table_nodes: int, pods: int, warmup: int, seed: int) -> PodResult:
+    from benchmarks.server import start_server, stop_server
+
+    ext = await start_server("extender", table_nodes, seed)
+    try:
+        floor = await start_server("floor")
+        try:
+            pod_json = orjson.dumps(bench_pod())
+            all_names = sorted(ext.nodes)
+            rng = random.Random(f"pods:{seed}:{names_n}")
+            # a different candidate sample per pod, as the scheduler's rotating start index gives
+            # warm-up: long enough that the explanation cache holds the reason of nearly every failing
+            # node (each pod explains its first detailLimit failing candidates), as it does in an
+            # extender that has been running for a while
+            warmup = max(warmup, table_nodes // 10)
+            samples = [rng.sample(all_names, names_n) for _ in range(pods + warmup)]
+            ext_ns: list[int] = []
+            floor_ns: list[int] = []
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+                for names in samples[:warmup]:
+                    await _one_pod(session, ext.url, pod_json, names)
+                    await _one_pod(session, floor.url, pod_json, names)
+                first = await session.post(
+                    f"{ext.url}/filter", data=names_body(bench_pod(), samples[0]), headers=JSON_HEADERS
+                )
+                passed = len(orjson.loads(await first.read())["NodeNames"])
+                gc.collect()
+                cpu0 = (_cpu_seconds(ext.process.pid), _cpu_seconds(floor.process.pid))
+                for i, names in enumerate(samples[warmup:]):
+                    if i % 2 == 0:
+                        ext_ns.append(await _one_pod(session, ext.url, pod_json, names))
+                        floor_ns.append(await _one_pod(session, floor.url, pod_json, names))
+                    else:
+                        floor_ns.append(await _one_pod(session, floor.url, pod_json, names))
+                        ext_ns.append(await _one_pod(session, ext.url, pod_json, names))
+                cpu1 = (_cpu_seconds(ext.process.pid), _cpu_seconds(floor.process.pid))
+        finally:
+            await stop_server(floor)
+    finally:
+        await stop_server(ext)
+    return PodResult(
+        names=names_n,
+        table_nodes=table_nodes,
+        pods=pods,
+        passed=passed,
+        extender=Latency.of(ext_ns),
+        floor=Latency.of(floor_ns),
+        extender_cpu_ms=(cpu1[0] - cpu0[0]) * 1e3 / pods,
+        floor_cpu_ms=(cpu1[1] - cpu0[1]) * 1e3 / pods,
+    )
+
+
+def run_pod_benchmark(
+    names: int = POD_NAMES,
+    table_nodes: int = POD_TABLE,
+    *,
+    pods: int = DEFAULT_PODS,
+    warmup: int = DEFAULT_WARMUP,
+    seed: int = 0,
+    out: TextIO = sys.stdout,
+    progress: Steps = NO_PROGRESS,
+) -> PodResult:
+    """Filter + prioritize per pod, extender and floor each in a process of its own (so each one's
+    CPU time is its own), pods alternating between them. Every pod gets its own random sample of
+    ``names`` candidates from a ``table_nodes``-node cluster; the extender's prioritize gets the
+    filter's survivors, the floor's gets every candidate (it passes them all)."""
+    progress.step(f"{names:,} names per pod, filter + prioritize")
+    result = asyncio.run(_measure_pods(names, table_nodes, pods, warmup, seed))
+    say(
+        out,
+        f"### pod: filter + prioritize per pod, {names:,} names of a {table_nodes:,}-node table, "
+        f"{pods} pods (servers in processes of their own)",
+    )
+    say(
+        out,
+        f"- extender median {fmt_ms(result.extender.median_ms)} ms (p99 {fmt_ms(result.extender.p99_ms)}), "
+        f"floor median {fmt_ms(result.floor.median_ms)} ms (p99 {fmt_ms(result.floor.p99_ms)}): "
+        f"{result.ratio:.2f}× the floor; CPU per pod {result.extender_cpu_ms:.2f} / "
+        f"{result.floor_cpu_ms:.2f} ms ({result.cpu_ratio:.2f}×); "
+        f"{result.passed} of {names} passed the first pod's filter",
+    )
+    return result
+
+
+def render_pod(result: PodResult) -> str:
+    return "\n".join(
+        [
+            "| per pod | names | extender median ms | extender p99 ms | floor median ms | floor p99 ms | "
+            "ratio (median) | ratio (p99) | extender CPU ms | floor CPU ms | CPU ratio |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| filter + prioritize | {result.names:,} | {fmt_ms(result.extender.median_ms)} | "
+            f"{fmt_ms(result.extender.p99_ms)} | {fmt_ms(result.floor.median_ms)} | "
+            f"{fmt_ms(result.floor.p99_ms)} | "
+            f"{result.ratio:.2f}× | {result.p99_ratio:.2f}× | {result.extender_cpu_ms:.2f} | "
+            f"{result.floor_cpu_ms:.2f} | {result.cpu_ratio:.2f}× |",
+            "",
+            f"Per pod: filter of {result.names:,} candidates (a fresh sample per pod) of a "
+            f"{result.table_nodes:,}-node table, then prioritize of the survivors (the floor passes "
+            "all); wall time on the client, CPU time of each server's own process.",
+        ]
+    )
+
+
 def _form_text(form: Form) -> str:
     return (
         "NodeNames (nodeCacheCapable: true)" if form == "names" else "Nodes.items (nodeCacheCapable: false)"
@@ -614,6 +787,28 @@ def run_scenario(ctx: RunContext) -> HarnessResult:
                     v.extender.runs,
                 )
             )
+    pod_table = max(ctx.nodes)
+    pod = run_pod_benchmark(
+        min(POD_NAMES, pod_table),
+        pod_table,
+        pods=QUICK_PODS if ctx.quick else DEFAULT_PODS,
+        warmup=QUICK_WARMUP if ctx.quick else DEFAULT_WARMUP,
+        seed=ctx.seed,
+        out=ctx.log,
+        progress=ctx.progress,
+    )
+    rows.append(
+        Row.latency(
+            "filter + prioritize per pod (names)",
+            pod.names,
+            pod.extender.median_ms,
+            pod.extender.p99_ms,
+            "no-op floor, filter + prioritize per pod",
+            pod.floor.median_ms,
+            pod.floor.p99_ms,
+            pod.extender.runs,
+        )
+    )
     notes = [
         f"Feature table of {report.table_nodes:,} nodes; {report.warmup} warm-up then {report.repeat} "
         "sequential requests per series on one keep-alive connection per server, extender and floor "
@@ -625,7 +820,16 @@ def run_scenario(ctx: RunContext) -> HarnessResult:
         for s in report.scenarios
         if s.form == "nodes"
     ]
+    notes.append(
+        f"Per pod: {pod.names:,} names of a {pod.table_nodes:,}-node table, filter then prioritize of "
+        f"the survivors, servers in processes of their own; CPU per pod {pod.extender_cpu_ms:.2f} ms "
+        f"against the floor's {pod.floor_cpu_ms:.2f} ms ({pod.cpu_ratio:.2f}×)."
+    )
     detail = report.as_json()
+    pod_detail = dataclasses.asdict(pod)
+    for side in ("extender", "floor"):
+        pod_detail[side].pop("samples_ns", None)
+    detail["pod"] = {**pod_detail, "ratio": pod.ratio, "p99_ratio": pod.p99_ratio, "cpu_ratio": pod.cpu_ratio}
     for scenario in detail["scenarios"]:  # the raw samples are in the per-row p50/p99 already
         for verb in scenario["verbs"]:
             for side in ("extender", "floor"):
@@ -642,7 +846,7 @@ def run_scenario(ctx: RunContext) -> HarnessResult:
             "image": report.image,
         },
         detail=detail,
-        markdown=render_markdown(report),
+        markdown=render_markdown(report) + "\n\n" + render_pod(pod),
         notes=notes,
     )
 
@@ -669,6 +873,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"smoke run: names {QUICK_NAMES}, nodes {QUICK_NODES}, repeat {QUICK_REPEAT}",
     )
     p.add_argument("--seed", type=int, default=0, help="cluster generator seed")
+    p.add_argument(
+        "--pods",
+        type=int,
+        default=0,
+        help=f"also run the per-pod scenario (filter + prioritize of the survivors) with this many pods "
+        f"(default: not run; the harness runs {DEFAULT_PODS})",
+    )
+    p.add_argument(
+        "--pod-names", type=int, default=POD_NAMES, help=f"candidates per pod (default {POD_NAMES})"
+    )
+    p.add_argument("--pod-table", type=int, default=POD_TABLE, help=f"table nodes (default {POD_TABLE})")
+    p.add_argument("--pod-only", action="store_true", help="run only the per-pod scenario")
     return p
 
 
@@ -684,11 +900,25 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     repeat: int = args.repeat or (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
     warmup: int = args.warmup if args.warmup is not None else (QUICK_WARMUP if args.quick else DEFAULT_WARMUP)
     try:
+        pod = None
+        if args.pods > 0:
+            pod = run_pod_benchmark(
+                args.pod_names, args.pod_table, pods=args.pods, warmup=warmup, seed=args.seed, out=stream
+            )
+            if args.pod_only:
+                pod_json = dataclasses.asdict(pod)
+                finish(stream, render_pod(pod), args.json, {**pod_json, "ratio": pod.ratio})
+                return 0
         report = run_benchmark(names, nodes, repeat=repeat, warmup=warmup, seed=args.seed, out=stream)
     except BenchmarkError as exc:
         print(f"\nABORT: a server gave an unexpected answer — no numbers reported.\n{exc}", file=sys.stderr)
         return 1
-    finish(stream, render_markdown(report), args.json, report.as_json())
+    data = report.as_json()
+    markdown = render_markdown(report)
+    if pod is not None:
+        data["pod"] = {**dataclasses.asdict(pod), "ratio": pod.ratio, "cpu_ratio": pod.cpu_ratio}
+        markdown += "\n\n" + render_pod(pod)
+    finish(stream, markdown, args.json, data)
     return 0
 
 

@@ -108,7 +108,14 @@ def test_matcher_rows_and_detail(results: tuple[Path, str, str]) -> None:
 def test_http_rows_and_detail(results: tuple[Path, str, str]) -> None:
     doc = _doc(results[0], "http")
     series = {r["series"] for r in doc["rows"]}
-    assert series == {f"{v} ({f})" for v in ("filter", "prioritize") for f in ("names", "Node objects")}
+    assert series == {f"{v} ({f})" for v in ("filter", "prioritize") for f in ("names", "Node objects")} | {
+        "filter + prioritize per pod (names)"
+    }
+    pod = doc["detail"]["pod"]
+    assert pod["names"] == max(NODES) and pod["table_nodes"] == max(NODES) and pod["pods"] >= 1
+    assert 0 < pod["passed"] <= pod["names"]
+    assert pod["extender_cpu_ms"] >= 0 and pod["floor_cpu_ms"] >= 0
+    assert "filter + prioritize" in (results[0] / "http.md").read_text()
     scenarios = doc["detail"]["scenarios"]
     assert [s["name"] for s in scenarios] == [f"names-{n}" for n in NODES] + [
         f"nodes-{n}" for n in HTTP_NODE_OBJECTS

@@ -6,9 +6,17 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extender.errors import WireError
-from extender.http.wire import decode_args, encode_filter_error, encode_filter_result, encode_priorities
+from extender.http.wire import (
+    decode_args,
+    encode_filter_error,
+    encode_filter_result,
+    encode_priorities,
+    encode_score_list,
+)
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 
@@ -83,3 +91,27 @@ def test_error_answer() -> None:
 def test_bad_input_is_a_clear_wire_error(body: bytes, message: str) -> None:
     with pytest.raises(WireError, match=message.replace("[", r"\[").replace("]", r"\]")):
         decode_args(body)
+
+
+# encode_score_list splices scores into orjson's encoding of the names: byte for byte what
+# encode_priorities gives, whatever the names hold (quotes, backslashes, the "," separator itself,
+# control characters, non-ASCII, empty) and whatever the scores (out of 0..10 it falls back).
+_awkward_names = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(['","', '\\",\\"', "\\", '"', "", "node-a", '{"Host":"x"}', "\u2028", "\x00"]),
+)
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.tuples(_awkward_names, st.one_of(st.integers(0, 10), st.integers(-3, 1 << 40))), max_size=30)
+)
+def test_encode_score_list_is_encode_priorities(pairs: list[tuple[str, int]]) -> None:
+    names = [n for n, _ in pairs]
+    scores = [s for _, s in pairs]
+    assert encode_score_list(names, scores) == encode_priorities(pairs)
+
+
+def test_encode_score_list_needs_a_score_per_name() -> None:
+    with pytest.raises(ValueError, match="2 names, 1 scores"):
+        encode_score_list(["a", "b"], [1])

@@ -45,7 +45,7 @@ from extender.http.wire import (
     decode_args,
     encode_filter_error,
     encode_filter_result,
-    encode_priorities,
+    encode_score_list,
 )
 from extender.pods import pod_failure_policy, pod_images, pod_tags
 from extender.sources.base import FeatureSource, SpecSource, WatchedSource, unavailable
@@ -61,12 +61,13 @@ async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decisi
     settings = request.app[SETTINGS]
     images = pod_images(args.pod)
     specs, _ = await lookup_specs(request.app, images, pod_failure_policy(args.pod, settings.failure_policy))
+    metrics = request.app[METRICS]
     if not specs:
-        request.app[METRICS].skipped.labels(verb).inc()
+        metrics.child(metrics.skipped, verb).inc()
     else:
         down = unavailable(request.app[FEATURES])
         if down is not None:
-            request.app[METRICS].unavailable.labels(verb, down.reason).inc()
+            metrics.child(metrics.unavailable, verb, down.reason).inc()
             raise FeaturesUnavailableError(down.message)
     table = request.app[FEATURES].table
     decision = decide(
@@ -79,11 +80,11 @@ async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decisi
         scores=verb == "prioritize",  # filter sends no scores
     )
     if verb == "filter" and specs:
-        verdicts = request.app[METRICS].verdicts
+        verdicts = metrics.verdicts
         unknown = operator.countOf(decision.failed.values(), NO_FEATURES_REASON)
-        verdicts.labels("compatible").inc(len(decision.passed))
-        verdicts.labels("incompatible").inc(len(decision.failed) - unknown)
-        verdicts.labels("no_features").inc(unknown)
+        metrics.child(verdicts, "compatible").inc(len(decision.passed))
+        metrics.child(verdicts, "incompatible").inc(len(decision.failed) - unknown)
+        metrics.child(verdicts, "no_features").inc(unknown)
     return args, decision
 
 
@@ -121,7 +122,7 @@ filter_handler = _verb(
 # prioritize: the scheduler only logs a failure and drops this extender's scores.
 prioritize_handler = _verb(
     "prioritize",
-    lambda args, d: _json(encode_priorities(zip(d.names, d.score_list, strict=True))),
+    lambda args, d: _json(encode_score_list(d.names, d.score_list)),
     lambda message: web.json_response({"Error": message}, status=503),
 )
 
@@ -162,8 +163,8 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         code = exc.status
         raise
     finally:
-        metrics.latency.labels(verb).observe(time.perf_counter() - start)
-        metrics.requests.labels(verb, str(code)).inc()
+        metrics.child(metrics.latency, verb).observe(time.perf_counter() - start)
+        metrics.child(metrics.requests, verb, str(code)).inc()
 
 
 #: Routes a kubelet probe or a Prometheus scrape reaches without a client certificate under mutual TLS.

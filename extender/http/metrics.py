@@ -12,7 +12,7 @@ its size, bounds, hits, misses and evictions, labelled by name.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,6 +25,8 @@ from extender.sources.wakeup import WakeUps
 NS = "compat_extender"
 # The scheduler's own extender timeouts are seconds; the interesting range is well under 10 ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+_Labelled = TypeVar("_Labelled", Counter, Histogram)
 
 
 class CacheStats(Protocol):
@@ -91,6 +93,17 @@ class Metrics:
             ["verb"],
             registry=self.registry,
         )
+        #: (metric, label values) -> child; every label here takes a handful of values at most.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: _Labelled, *values: str) -> _Labelled:
+        """``metric.labels(*values)``, looked up once: ``labels()`` takes a lock, converts and checks
+        every value on each call, and the hot path asks for the same few children on every request."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def watch(
         self,

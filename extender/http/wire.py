@@ -149,3 +149,32 @@ def encode_filter_error(message: str) -> bytes:
 def encode_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
     """HostPriorityList: ``[{"Host": name, "Score": 0..10}, ...]``."""
     return orjson.dumps([{"Host": host, "Score": score} for host, score in scores])
+
+
+#: ``","Score":N},{"Host":"`` for every score a decision gives (0..10), and the closing ones.
+_SCORE_JOINS = {n: f'","Score":{n}}},{{"Host":"'.encode() for n in range(11)}
+_SCORE_ENDS = {n: f'","Score":{n}}}]'.encode() for n in range(11)}
+
+
+def encode_score_list(names: list[str], scores: list[int]) -> bytes:
+    """:func:`encode_priorities` of ``zip(names, scores)``, byte for byte, without a dict per node.
+
+    Why: at 5,000 candidates, building 5,000 ``{"Host", "Score"}`` dicts for orjson was most of
+    prioritize's own time. Here orjson encodes the names alone (``["a","b"]``) and the scores are
+    spliced in between them. Splitting that array on ``","`` is exact: inside an encoded string
+    every ``"`` is escaped, so ``","`` occurs only between two elements. A score outside 0..10 (no
+    decision gives one) makes it :func:`encode_priorities`. Scores are ``int`` (as ``decide`` gives
+    them); a ``bool`` would be written as 0 or 1, not as orjson writes it."""
+    if len(names) != len(scores):
+        raise ValueError(f"{len(names)} names, {len(scores)} scores")
+    if not names:
+        return b"[]"
+    try:
+        joins = list(map(_SCORE_JOINS.__getitem__, scores))
+    except KeyError:
+        return encode_priorities(zip(names, scores, strict=True))
+    joins[-1] = _SCORE_ENDS[scores[-1]]
+    parts: list[bytes] = [b""] * (2 * len(names))
+    parts[0::2] = orjson.dumps(names)[2:-2].split(b'","')  # each name as JSON string content
+    parts[1::2] = joins
+    return b'[{"Host":"' + b"".join(parts)
