@@ -2,15 +2,24 @@
 
 These files are plain data written by people or exported from the API server, so the loader is
 strict where YAML is dangerous: a size limit, no aliases (the billion-laughs shape cannot be
-written without them) and only the safe tag set. Compatibility specs do *not* come through here:
+written without them) and only the safe tag set.
+
+JSON is YAML, and most NodeFeature files are JSON (``kubectl get -o json``): a text that looks like
+one JSON value is decoded by orjson, many times faster than PyYAML's constructor, which is pure
+Python even behind the C parser. That path gives exactly what PyYAML gives or is not taken: it falls
+back to PyYAML for anything where the two could differ (numbers with a fraction or an exponent,
+which YAML 1.1 resolves its own way; characters PyYAML refuses; escaped surrogates) and for anything
+orjson does not accept, so errors keep PyYAML's messages. Compatibility specs do *not* come through here:
 they are decoded the way NFD decodes them, by :mod:`extender.spec.yamlgo`.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from extender.errors import FileLoadError
@@ -20,7 +29,53 @@ MAX_FILE_BYTES = 16 << 20
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+#: Characters PyYAML's reader refuses anywhere in a stream (its ``Reader.NON_PRINTABLE``).
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+#: A ``\uD800``-``\uDFFF`` escape: orjson pairs surrogates, PyYAML keeps them as they are.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: A key whose ``:`` is on a later line: YAML cannot read that as a key (JSON can).
+_KEY_THEN_NEWLINE = re.compile(r'"[ \r\n]*[\r\n][ \r\n]*:')
+#: YAML gives up on a key this far (1,024 characters) from its ``:``; longer keys go to PyYAML.
+_MAX_JSON_KEY = 512
+
+
+def _yaml_would_differ(value: Any) -> bool:
+    """A float (YAML 1.1 resolves ``1e5`` as a string, ``1.5e+5`` as a float) or a very long key."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if any(len(k) > _MAX_JSON_KEY for k in v):
+                return True
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, float):
+            return True
+    return False
+
+
+_NOT_JSON = object()
+
+
+def _load_json(text: str) -> Any:
+    """``text`` decoded as one JSON value when that is certainly what PyYAML would construct from it,
+    else ``_NOT_JSON`` (the caller then takes the PyYAML path, errors included)."""
+    # tabs: YAML takes them as separation only in some places (a JSON text has them nowhere else)
+    if text.lstrip(" \r\n")[:1] not in ("{", "[") or "\t" in text or _NON_PRINTABLE.search(text):
+        return _NOT_JSON
+    if ("\\u" in text and _SURROGATE_ESCAPE.search(text)) or _KEY_THEN_NEWLINE.search(text):
+        return _NOT_JSON
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON
+    return _NOT_JSON if _yaml_would_differ(value) else value
+
+
 def _refuse_aliases(text: str) -> None:
+    if "*" not in text:
+        return  # an alias is written *name: none here (anchors alone are harmless)
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
             mark = event.start_mark
@@ -36,6 +91,14 @@ def load_documents(data: bytes, source: str, *, max_bytes: int = MAX_FILE_BYTES)
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FileLoadError(f"{source}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    value = _load_json(text)
+    if value is not _NOT_JSON:
+        return [] if value is None else [value]
+    return _load_yaml(text, source)
+
+
+def _load_yaml(text: str, source: str) -> list[Any]:
+    """The PyYAML path of :func:`load_documents` (the reference the JSON path must agree with)."""
     try:
         _refuse_aliases(text)
         docs = list(yaml.load_all(text, Loader=_Loader))
