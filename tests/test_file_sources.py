@@ -339,7 +339,8 @@ class _QuadraticFileFeatures(FileFeatures):
 
 _FILES = ["a.yaml", "b.json", "c.yaml", "d.json"]
 _OBJECTS = ["x", "y", "z"]
-_file_ops = st.one_of(
+_FileOp = tuple[str, str, Any, bool]
+_file_ops: st.SearchStrategy[_FileOp] = st.one_of(
     st.tuples(  # write a file holding some objects (several documents), or a broken one
         st.just("write"),
         st.sampled_from(_FILES),
@@ -351,7 +352,7 @@ _file_ops = st.one_of(
 )
 
 
-def _apply_file_op(d: Path, op: tuple[str, str, Any, bool]) -> None:
+def _apply_file_op(d: Path, op: _FileOp) -> None:
     kind, name, arg, broken = op
     path = d / name
     if kind == "write":
