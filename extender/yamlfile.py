@@ -5,21 +5,25 @@ strict where YAML is dangerous: a size limit, no aliases (the billion-laughs sha
 written without them) and only the safe tag set.
 
 JSON is YAML, and most NodeFeature files are JSON (``kubectl get -o json``): a text that looks like
-one JSON value is decoded by orjson, many times faster than PyYAML's constructor, which is pure
-Python even behind the C parser. That path gives exactly what PyYAML gives or is not taken: it falls
-back to PyYAML for anything where the two could differ (numbers with a fraction or an exponent,
-which YAML 1.1 resolves its own way; characters PyYAML refuses; escaped surrogates) and for anything
-orjson does not accept, so errors keep PyYAML's messages. Compatibility specs do *not* come through here:
-they are decoded the way NFD decodes them, by :mod:`extender.spec.yamlgo`.
+one JSON value is decoded by the standard library's C JSON decoder, many times faster than PyYAML's
+constructor, which is pure Python even behind the C parser. (Not orjson: it is about as fast here,
+but turns integers over 64 bits into floats and has no hook to refuse floats.) That path gives
+exactly what PyYAML gives or is not taken: it falls back to PyYAML for anything where the two could
+differ (numbers with a fraction or an exponent, which YAML 1.1 resolves its own way; characters
+PyYAML refuses; escaped surrogates; tabs; very long keys, or a key and its colon on two lines) and
+for anything the JSON decoder does not accept, so errors keep PyYAML's messages.
+
+Compatibility specs do *not* come through here: they are decoded the way NFD decodes them, by
+:mod:`extender.spec.yamlgo`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
 from extender.errors import FileLoadError
@@ -35,8 +39,12 @@ _NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 #: A key whose ``:`` is on a later line: YAML cannot read that as a key (JSON can).
 _KEY_THEN_NEWLINE = re.compile(r'"[ \r\n]*[\r\n][ \r\n]*:')
-#: YAML gives up on a key this far (1,024 characters) from its ``:``; longer keys go to PyYAML.
-_MAX_JSON_KEY = 512
+#: YAML gives up on a key 1,024 characters or more from its ``:``: a key, or spaces before its
+#: ``:``, over this many go to PyYAML.
+_MAX_JSON_KEY = 400
+#: Every string over ``_MAX_JSON_KEY`` characters matches (unless it holds an escaped quote: see
+#: :func:`_load_json`), and so may a long stretch between two strings.
+_LONG_STRING = re.compile(f'"[^"]{{{_MAX_JSON_KEY},}}')
 
 
 def _yaml_would_differ(value: Any) -> bool:
@@ -58,19 +66,37 @@ def _yaml_would_differ(value: Any) -> bool:
 _NOT_JSON = object()
 
 
+class _NotLikeYaml(ValueError):
+    """A number with a fraction or an exponent, or NaN/Infinity: PyYAML decides what those are."""
+
+
+def _refuse(text: str) -> Any:
+    raise _NotLikeYaml(text)
+
+
+#: Strict (no raw control characters in strings); integers exact, as PyYAML makes them.
+_JSON = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse)
+
+
 def _load_json(text: str) -> Any:
     """``text`` decoded as one JSON value when that is certainly what PyYAML would construct from it,
     else ``_NOT_JSON`` (the caller then takes the PyYAML path, errors included)."""
     # tabs: YAML takes them as separation only in some places (a JSON text has them nowhere else)
-    if text.lstrip(" \r\n")[:1] not in ("{", "[") or "\t" in text or _NON_PRINTABLE.search(text):
+    if text.lstrip(" \r\n")[:1] not in ("{", "[") or "\t" in text:
+        return _NOT_JSON
+    # a valid JSON text has no raw control character but its whitespace: in ASCII, only DEL is left
+    if "\x7f" in text if text.isascii() else _NON_PRINTABLE.search(text):
         return _NOT_JSON
     if ("\\u" in text and _SURROGATE_ESCAPE.search(text)) or _KEY_THEN_NEWLINE.search(text):
         return _NOT_JSON
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
+    if _LONG_STRING.search(text):
         return _NOT_JSON
-    return _NOT_JSON if _yaml_would_differ(value) else value
+    try:
+        value = _JSON.decode(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, _NotLikeYaml, int digits limit
+        return _NOT_JSON
+    # the checks above read the text; with an escaped quote a long key can hide from them
+    return _NOT_JSON if '\\"' in text and _yaml_would_differ(value) else value
 
 
 def _refuse_aliases(text: str) -> None:

@@ -96,6 +96,10 @@ def test_yaml_files_still_load_through_pyyaml() -> None:
         '\t{"a": 1}',  # a tab where YAML takes none
         '{"a"\n: 1}',  # a key and its colon on two lines
         '{"' + "k" * 1100 + '": 1}',  # a key longer than YAML's simple keys
+        '{"' + 'k\\"' * 400 + '": 1}',  # the same, with escaped quotes
+        '{"k"' + " " * 1100 + ": 1}",  # a key far from its colon
+        '{"a": "' + "v" * 2000 + '"}',  # a long value (PyYAML takes it)
+        '{"a": "x: 1.5", "b": [1, 2]}',  # float-like text in a string (PyYAML takes it)
         '{"a": 1} {"b": 2}',  # not one JSON value
         '{"a": [1, 2,]}',  # not JSON at all
         "[1, *x]",
