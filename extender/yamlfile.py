@@ -66,12 +66,9 @@ def _yaml_would_differ(value: Any) -> bool:
 _NOT_JSON = object()
 
 
-class _NotLikeYaml(ValueError):
-    """A number with a fraction or an exponent, or NaN/Infinity: PyYAML decides what those are."""
-
-
 def _refuse(text: str) -> Any:
-    raise _NotLikeYaml(text)
+    """A number with a fraction or an exponent, or NaN/Infinity: PyYAML decides what those are."""
+    raise ValueError(f"{text}: left to PyYAML")
 
 
 #: Strict (no raw control characters in strings); integers exact, as PyYAML makes them.
@@ -93,7 +90,7 @@ def _load_json(text: str) -> Any:
         return _NOT_JSON
     try:
         value = _JSON.decode(text)
-    except (ValueError, RecursionError):  # JSONDecodeError, _NotLikeYaml, int digits limit
+    except (ValueError, RecursionError):  # JSONDecodeError, _refuse, the int digits limit
         return _NOT_JSON
     # the checks above read the text; with an escaped quote a long key can hide from them
     return _NOT_JSON if '\\"' in text and _yaml_would_differ(value) else value
