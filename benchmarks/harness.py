@@ -196,6 +196,16 @@ SCENARIOS: dict[str, Scenario] = {
             nodes_mean="node names per /filter request (table: 5,000 nodes, 200 quick, or more if asked)",
             baseline="the same request once the spec is cached (warm)",
         ),
+        Scenario(
+            name="startup",
+            title="Startup: serve to /readyz from files and from the API server",
+            module="benchmarks.startup",
+            default_nodes=(1000, 5000),
+            quick_nodes=(50,),
+            nodes_mean="NodeFeatures (one per node) loaded before /readyz",
+            baseline="the same serve with no NodeFeatures (RSS: the memory scenario's streamed child)",
+            extra_steps=1,  # the floors
+        ),
     )
 }
 

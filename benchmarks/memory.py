@@ -13,8 +13,8 @@ shared constants, and no raw list of all objects is held at once). After a ``gc.
 node on 127.0.0.1 and reads them again. The floor is the same child with no nodes: same imports, same
 app, an empty table. Per 1,000 nodes = (RSS - floor) / N × 1,000.
 
-Not measured here: serve's *initial list* holds the whole decoded list before parsing it (the API
-client collects every page), which adds a transient peak on top.
+Not measured here: serve's *initial list*, which parses each page of 500 as it arrives (the raw page
+is dropped before the next is fetched); the ``startup`` scenario measures it, against this figure.
 
 Run: ``python -m benchmarks.memory [--nodes 1000,5000,20000,50000] [--json PATH] [--quick]``, or as the
 harness's ``memory`` scenario. Linux only (``/proc``).

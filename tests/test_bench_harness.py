@@ -150,6 +150,16 @@ def test_throughput_churn_memory_cold_extras(results: tuple[Path, str, str]) -> 
     # API (it learns that), then 4 per image
     assert [s["requests_per_cold"] for s in cold["detail"]["sizes"]] == [[5, 4, 4]] * len(NODES)
     assert all(r["extra"]["registry_requests"] == 4 for r in cold["rows"])
+    startup = _doc(directory, "startup")
+    assert {r["series"] for r in startup["rows"]} == {
+        f"{s}: serve to /readyz" for s in ("files-json", "files-yaml", "kube")
+    }
+    for row in startup["rows"]:
+        extra = row["extra"]
+        assert extra["peak_rss_mib"] >= extra["rss_at_ready_mib"]  # VmHWM
+        assert extra["rss_over_streamed"] == pytest.approx(
+            extra["rss_at_ready_mib"] / extra["streamed_rss_mib"]
+        )
 
 
 def test_summary_has_a_line_per_row_and_every_run(results: tuple[Path, str, str]) -> None:
@@ -285,6 +295,7 @@ def test_ratio_format() -> None:
         ("churn", ["--nodes", "30", "--seconds", "0.2"], "sizes"),
         ("memory", ["--nodes", "20"], "sizes"),
         ("cold", ["--images", "2", "--names", "10", "--table", "20", "--repeat", "1"], "cold_ms"),
+        ("startup", ["--nodes", "20", "--series", "files-json"], "sizes"),
     ],
 )
 def test_module_entry_points(module: str, args: list[str], key: str, tmp_path: Path) -> None:

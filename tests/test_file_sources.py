@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from extender.errors import SpecLookupError
-from extender.sources.files import FileFeatures, FileSpecs, poll
+from extender.features.nodefeature import ParsedNodeFeature
+from extender.sources.files import FileFeatures, FileSpecs, Stamp, _FileState, poll
 from extender.sources.specs import SharedLookups, SingleFlight
 from extender.spec.model import Spec
 from tests.file_sources import SPEC_A, nf, put
@@ -306,3 +311,84 @@ async def test_a_mapping_that_disappears_keeps_serving_and_recovers(tmp_path: Pa
     os.utime(mapping, ns=(stamp, stamp))  # restored exactly as it was, timestamps included
     await src.refresh()
     assert src.errors == {} and await src.lookup("reg/a:1") is not None
+
+
+class _QuadraticFileFeatures(FileFeatures):
+    """The owner check as it was before the index: the owner map of every other file rebuilt for each
+    file (quadratic, but obviously right). The reference the indexed version must agree with."""
+
+    def _replace(self, path: Path, stamp: Stamp, objs: list[ParsedNodeFeature]) -> set[str]:
+        mine = set(self._files[path].keys) if path in self._files else set()
+        owners = {k: p for p, st in self._files.items() if p != path for k in st.keys}
+        clash = next(((o.namespace, o.name) for o in objs if (o.namespace, o.name) in owners), None)
+        if clash is not None:
+            self.errors[str(path)] = (
+                f"{path}: NodeFeature {clash[0]}/{clash[1]} is already defined in {owners[clash]}"
+            )
+            return set()
+        self.errors.pop(str(path), None)
+        touched: set[str] = set()
+        new_keys = [(o.namespace, o.name) for o in objs]
+        for key in mine - set(new_keys):
+            touched |= self._objects.delete(*key)
+        for o in objs:
+            touched |= self._objects.upsert(o)
+        self._files[path] = _FileState(stamp, new_keys)
+        return touched
+
+
+_FILES = ["a.yaml", "b.json", "c.yaml", "d.json"]
+_OBJECTS = ["x", "y", "z"]
+_FileOp = tuple[str, str, Any, bool]
+_file_ops: st.SearchStrategy[_FileOp] = st.one_of(
+    st.tuples(  # write a file holding some objects (several documents), or a broken one
+        st.just("write"),
+        st.sampled_from(_FILES),
+        st.lists(st.tuples(st.sampled_from(_OBJECTS), st.sampled_from(["n1", "n2"])), max_size=3),
+        st.booleans(),
+    ),
+    st.tuples(st.just("remove"), st.sampled_from(_FILES), st.just([]), st.just(False)),
+    st.tuples(st.just("rename"), st.sampled_from(_FILES), st.sampled_from(_FILES), st.just(False)),
+)
+
+
+def _apply_file_op(d: Path, op: _FileOp) -> None:
+    kind, name, arg, broken = op
+    path = d / name
+    if kind == "write":
+        docs = [nf(obj, node, [f"m-{obj}-{node}-{len(arg)}"]) for obj, node in arg]
+        if broken:
+            put(path, "{{{{")
+        elif name.endswith(".json"):
+            put(path, orjson.dumps({"kind": "List", "items": docs}))
+        else:
+            put(path, yaml.safe_dump_all(docs))
+    elif kind == "remove":
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        path.rename(d / arg)
+
+
+def _state(src: FileFeatures) -> tuple[Any, ...]:
+    table = {n: src.table.node_features(n) for n in src.table.node_names()}
+    keys = {p: sorted(set(s.keys)) for p, s in src._files.items()}
+    return (src.errors, table, keys)
+
+
+@given(ops=st.lists(st.lists(_file_ops, min_size=1, max_size=3), min_size=1, max_size=8))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_owner_index_agrees_with_rebuilding_it(tmp_path: Path, ops: list[list[Any]]) -> None:
+    """Files added, rewritten, broken, removed and renamed, several changes per refresh: errors, table
+    and objects are those of the quadratic owner check, and the index is exactly the files' keys."""
+    d = Path(tempfile.mkdtemp(dir=tmp_path))
+
+    async def run() -> None:
+        src, ref = FileFeatures(d), _QuadraticFileFeatures(d)
+        for batch in ops:
+            for op in batch:
+                _apply_file_op(d, op)
+            assert await src.refresh() == await ref.refresh()
+            assert _state(src) == _state(ref)
+            assert src._owners == {k: p for p, s in src._files.items() for k in s.keys}
+
+    asyncio.run(run())

@@ -101,6 +101,9 @@ class FileFeatures:
         self._table = FeatureTable()
         self._objects = NodeFeatureObjects(nfd_namespace=nfd_namespace)
         self._files: dict[Path, _FileState] = {}
+        #: which file defines each object, kept with ``_files`` (a clash check per file must not
+        #: rebuild it from every other file: that was quadratic in the number of files)
+        self._owners: dict[ObjectKey, Path] = {}
         self._ready = False
         self.errors: dict[str, str] = {}  # file (or the directory) -> why its last load failed
         self.reloads = 0
@@ -130,6 +133,8 @@ class FileFeatures:
         for path in removed:
             for key in self._files.pop(path).keys:
                 touched |= self._objects.delete(*key)
+                if self._owners.get(key) == path:
+                    del self._owners[key]
             self.errors.pop(str(path), None)
         for path, result in loaded.items():
             if isinstance(result, str):
@@ -158,8 +163,10 @@ class FileFeatures:
 
     def _replace(self, path: Path, stamp: Stamp, objs: list[ParsedNodeFeature]) -> set[str]:
         mine = set(self._files[path].keys) if path in self._files else set()
-        owners = {k: p for p, st in self._files.items() if p != path for k in st.keys}
-        clash = next(((o.namespace, o.name) for o in objs if (o.namespace, o.name) in owners), None)
+        owners = self._owners
+        clash = next(
+            ((o.namespace, o.name) for o in objs if owners.get((o.namespace, o.name), path) != path), None
+        )
         if clash is not None:
             self.errors[str(path)] = (
                 f"{path}: NodeFeature {clash[0]}/{clash[1]} is already defined in {owners[clash]}"
@@ -170,6 +177,9 @@ class FileFeatures:
         new_keys = [(o.namespace, o.name) for o in objs]
         for key in mine - set(new_keys):
             touched |= self._objects.delete(*key)
+            del owners[key]
+        for key in new_keys:
+            owners[key] = path
         for o in objs:
             touched |= self._objects.upsert(o)
         self._files[path] = _FileState(stamp, new_keys)

@@ -29,11 +29,12 @@ tested against a protocol-level stand-in of the API server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
@@ -75,6 +76,14 @@ class ListResult:
     resource_version: str
 
 
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One page of a paged list; ``resource_version`` is the list's (the last page's counts)."""
+
+    items: list[dict[str, Any]]
+    resource_version: str
+
+
 class KubeTransport(Protocol):
     async def list(self, path: str, *, field_selector: str = "") -> ListResult:
         """Every object at ``path`` (all pages), only those matching ``field_selector`` when one is
@@ -106,6 +115,17 @@ class ReportsOpenWatches(Protocol):
         field_selector: str = "",
     ) -> AsyncIterator[WatchEvent]:
         """:meth:`KubeTransport.watch`, calling ``opened()`` once the server has accepted the watch."""
+        ...
+
+
+@runtime_checkable
+class ListsInPages(Protocol):
+    """A transport that can hand a list over page by page as the pages arrive (the real one does):
+    the reflector then reduces each page to what it keeps (parsed features, node names) before the
+    next is fetched, instead of holding every raw object of the cluster until the last page."""
+
+    def list_pages(self, path: str, *, field_selector: str = "") -> AsyncGenerator[ListPage, None]:
+        """The pages of :meth:`KubeTransport.list`, in order; raises as it does."""
         ...
 
 
@@ -157,6 +177,10 @@ def _status_code(obj: Mapping[str, Any]) -> int:
 class Reflector:
     """List + watch of one resource, feeding ``replace`` (after each list) and ``apply`` (per event).
 
+    ``prepare``, when given, turns each listed object into what ``replace`` gets (the list of them),
+    as each page arrives: the raw objects of a page can go before the next page is fetched. Nothing
+    reaches ``replace`` before the whole list is in (a list that fails half-way changes nothing).
+
     With a ``field_selector`` only matching objects are listed and watched; one that stops matching
     is seen as DELETED.
 
@@ -171,10 +195,11 @@ class Reflector:
         self,
         transport: KubeTransport,
         path: str,
-        replace: Callable[[list[dict[str, Any]]], None],
+        replace: Callable[[list[Any]], None],
         apply: Callable[[str, dict[str, Any]], None],
         backoff: Backoff | None = None,
         *,
+        prepare: Callable[[dict[str, Any]], Any] | None = None,
         field_selector: str = "",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -183,6 +208,7 @@ class Reflector:
         self.field_selector = field_selector
         self.where = f"{path}?fieldSelector={field_selector}" if field_selector else path  # for logs
         self.replace = replace
+        self.prepare = prepare
         self.apply = apply
         self.backoff = backoff or Backoff()
         self.relist_backoff = self.backoff.fresh()
@@ -251,9 +277,10 @@ class Reflector:
         while True:
             try:
                 if not self.resource_version:
-                    result = await self.transport.list(self.path, field_selector=self.field_selector)
-                    self.replace(result.items)
-                    self.resource_version = result.resource_version
+                    items, resource_version = await self._list()
+                    self.replace(items)
+                    del items
+                    self.resource_version = resource_version
                     self.lists += 1
                     self.synced.set()
                     self.backoff.reset()  # the server answers: the next failure starts small again
@@ -272,6 +299,23 @@ class Reflector:
                 raise
             except Exception as exc:  # transport errors of every kind: back off and resume
                 await asyncio.sleep(self._failed(exc))
+
+    async def _list(self) -> tuple[list[Any], str]:
+        """Every object of the list, through ``prepare``, and the list's resourceVersion."""
+        prepare = self.prepare
+        if not isinstance(self.transport, ListsInPages):
+            result = await self.transport.list(self.path, field_selector=self.field_selector)
+            items = result.items if prepare is None else [prepare(o) for o in result.items]
+            return items, result.resource_version
+        out: list[Any] = []
+        resource_version = ""
+        pages = self.transport.list_pages(self.path, field_selector=self.field_selector)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                out.extend(page.items if prepare is None else map(prepare, page.items))
+                resource_version = page.resource_version
+                del page  # the raw page goes before the next one is fetched
+        return out, resource_version
 
     def _events(self) -> AsyncIterator[WatchEvent]:
         if isinstance(self.transport, ReportsOpenWatches):
@@ -307,6 +351,15 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     if not isinstance(meta, Mapping):
         return ("", "")
     return (str(meta.get("namespace", "") or ""), str(meta.get("name", "") or ""))
+
+
+def _node_name(obj: dict[str, Any]) -> str:
+    return _key(obj)[1]
+
+
+#: A listed NodeFeature as the list keeps it: its key, and the parsed object, why it cannot be used,
+#: or None when it is unchanged since it was last seen.
+_Listed = tuple[tuple[str, str], ParsedNodeFeature | str | None]
 
 
 @dataclass(slots=True)
@@ -351,10 +404,19 @@ class KubeFeatures:
             self._replace_features,
             self._feature_event,
             backoff(),
+            prepare=self._prepare_feature,
             clock=clock,
         )
         self.node_reflector = (
-            Reflector(transport, NODES_PATH, self._replace_nodes, self._node_event, backoff(), clock=clock)
+            Reflector(
+                transport,
+                NODES_PATH,
+                self._replace_nodes,
+                self._node_event,
+                backoff(),
+                prepare=_node_name,
+                clock=clock,
+            )
             if watch_nodes
             else None
         )
@@ -431,19 +493,34 @@ class KubeFeatures:
         self.object_errors.pop(f"{ns}/{name}", None)
         return parsed
 
-    def _replace_features(self, items: list[dict[str, Any]]) -> None:
+    def _prepare_feature(self, obj: dict[str, Any]) -> _Listed:
+        """A listed NodeFeature reduced to what the list's replace needs, as its page arrives: its
+        key and, unless it is unchanged since we saw it (None), the parsed object or why not."""
+        key = _key(obj)
+        old = self._objects.get(*key)
+        if old is not None and old.resource_version and old.resource_version == _rv(obj):
+            return key, None
+        try:
+            return key, parse_nodefeature(obj)
+        except ExtenderError as exc:
+            return key, str(exc)
+
+    def _replace_features(self, items: list[_Listed]) -> None:
         self.reloads += 1
         touched: set[str] = set()
         seen: set[tuple[str, str]] = set()
-        for obj in items:
-            key = _key(obj)
+        for key, parsed in items:
             seen.add(key)
-            old = self._objects.get(*key)
-            if old is not None and old.resource_version and old.resource_version == _rv(obj):
+            if parsed is None:
                 continue  # unchanged since we saw it
-            parsed = self._parse(obj)
-            if parsed is not None:
-                touched |= self._objects.upsert(parsed)
+            ns, name = key
+            if isinstance(parsed, str):
+                # keep whatever we had for this object: a bad update must not erase a node's features
+                self.object_errors[f"{ns}/{name}"] = parsed
+                log.warning("NodeFeature %s/%s ignored: %s", ns, name, parsed)
+                continue
+            self.object_errors.pop(f"{ns}/{name}", None)
+            touched |= self._objects.upsert(parsed)
         for key in [k for k in self._objects.object_keys() if k not in seen]:
             touched |= self._objects.delete(*key)
         for stale in [k for k in self.object_errors if tuple(k.split("/", 1)) not in seen]:
@@ -462,9 +539,9 @@ class KubeFeatures:
 
     # -- Nodes ----------------------------------------------------------------------------------
 
-    def _replace_nodes(self, items: list[dict[str, Any]]) -> None:
+    def _replace_nodes(self, names_listed: list[str]) -> None:
         self.reloads += 1
-        names = {_key(o)[1] for o in items} - {""}
+        names = set(names_listed) - {""}
         changed = names ^ self._nodes.names
         self._nodes.names = names
         self._refresh(changed)

@@ -9,7 +9,7 @@ clear error when a stream is cut in the middle of an event.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -18,7 +18,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
 from extender.errors import KubeError, WatchExpiredError
-from extender.sources.kube import ListResult, WatchEvent
+from extender.sources.kube import ListPage, ListResult, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,15 @@ class ApiClientTransport:
 
     async def list(self, path: str, *, field_selector: str = "") -> ListResult:
         items: list[dict[str, Any]] = []
+        resource_version = ""
+        async for page in self.list_pages(path, field_selector=field_selector):
+            items.extend(page.items)
+            resource_version = page.resource_version
+        return ListResult(items, resource_version)
+
+    async def list_pages(self, path: str, *, field_selector: str = "") -> AsyncGenerator[ListPage, None]:
+        """The list's pages as they arrive; each page's body and decoded document are dropped before
+        it is handed over, so only the caller decides what of a page outlives it."""
         token = ""
         timeout = aiohttp.ClientTimeout(total=self.request_timeout)
         while True:
@@ -105,10 +114,13 @@ class ApiClientTransport:
                 raise KubeError(f"GET {path}: not a list: {exc}") from exc
             if not isinstance(page, list):
                 raise KubeError(f"GET {path}: items is not a list")
-            items.extend(i for i in page if isinstance(i, dict))
+            items = [i for i in page if isinstance(i, dict)]
+            del body, doc, page, resp  # resp keeps the body too
             token = meta.get("continue") or ""
+            yield ListPage(items, str(meta.get("resourceVersion", "")))
+            del items
             if not token:
-                return ListResult(items, str(meta.get("resourceVersion", "")))
+                return
 
     async def patch(self, path: str, patch: Mapping[str, Any]) -> None:
         """A JSON merge patch of the object at ``path`` (the wake-up's one write); KubeError with the
