@@ -35,6 +35,8 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: Characters PyYAML's reader refuses anywhere in a stream (its ``Reader.NON_PRINTABLE``).
 _NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+#: Line breaks to YAML 1.1 (a raw one inside a JSON string splits it there), ordinary text to JSON.
+_YAML_BREAKS = re.compile("[\x85\u2028\u2029]")
 #: A ``\uD800``-``\uDFFF`` escape: orjson pairs surrogates, PyYAML keeps them as they are.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 #: A key whose ``:`` is on a later line: YAML cannot read that as a key (JSON can).
@@ -81,8 +83,9 @@ def _load_json(text: str) -> Any:
     # tabs: YAML takes them as separation only in some places (a JSON text has them nowhere else)
     if text.lstrip(" \r\n")[:1] not in ("{", "[") or "\t" in text:
         return _NOT_JSON
-    # a valid JSON text has no raw control character but its whitespace: in ASCII, only DEL is left
-    if "\x7f" in text if text.isascii() else _NON_PRINTABLE.search(text):
+    # a valid JSON text has no raw control character but its whitespace: in ASCII, only DEL is left;
+    # beyond ASCII, also the characters YAML reads as line breaks (NEL, LS, PS) where JSON does not
+    if "\x7f" in text if text.isascii() else (_NON_PRINTABLE.search(text) or _YAML_BREAKS.search(text)):
         return _NOT_JSON
     if ("\\u" in text and _SURROGATE_ESCAPE.search(text)) or _KEY_THEN_NEWLINE.search(text):
         return _NOT_JSON

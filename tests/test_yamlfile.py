@@ -93,6 +93,8 @@ def test_yaml_files_still_load_through_pyyaml() -> None:
         '{"a": 1e5, "b": 1.5e+5, "c": 1.0}',  # YAML 1.1 floats: '1e5' is a string there
         '{"a": "\\ud83d\\ude00"}',  # escaped surrogates
         '{"a": "\x85\x7f"}',  # characters PyYAML refuses
+        '{\n  "\x85": null\n}',  # NEL: a line break to YAML, in a key (found by the property test below)
+        '{"a": "x\u2028y", "b": "\u2029"}',  # LS, PS: line breaks to YAML, text to JSON
         '\t{"a": 1}',  # a tab where YAML takes none
         '{"a"\n: 1}',  # a key and its colon on two lines
         '{"' + "k" * 1100 + '": 1}',  # a key longer than YAML's simple keys
