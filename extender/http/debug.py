@@ -252,6 +252,21 @@ def _snapshot(table: FeatureTable, names: Sequence[str]) -> dict[str, NodeFeatur
     return {name: table.node_features(name) for name in names}
 
 
+def _nodes_tail(
+    pacer: Pacer, done: int, asked: int, total: int, sep: str
+) -> tuple[dict[str, Any], list[str]]:
+    """The answer's end for a list of nodes: how many there were, and whether (and why) some were
+    not shown (``sep``: how ``node=NAME`` joins the request's query)."""
+    tail: dict[str, Any] = {"nodesTotal": total, "truncated": total > done}
+    last = []
+    if done < asked:
+        tail["truncatedReason"] = pacer.reason(done, asked, "nodes", f"ask for one ({sep}node=NAME)")
+        last.append(f"\n({total - done} more nodes not shown: {tail['truncatedReason']})")
+    elif total > asked:
+        last.append(f"\n({total - asked} more nodes not shown; add {sep}node=NAME)")
+    return tail, last
+
+
 async def explain_image(request: web.Request) -> web.Response:
     image = request.query.get("image", "").strip()
     if not image:
@@ -303,13 +318,7 @@ async def explain_image(request: web.Request) -> web.Response:
                 )
             done += 1
             await pacer.turn()
-    tail: dict[str, Any] = {"nodesTotal": total, "truncated": total > done}
-    last = []
-    if done < len(names):
-        tail["truncatedReason"] = pacer.reason(done, len(names), "nodes", "ask for one (&node=NAME)")
-        last.append(f"\n({total - done} more nodes not shown: {tail['truncatedReason']})")
-    elif total > len(names):
-        last.append(f"\n({total - len(names)} more nodes not shown; add &node=NAME)")
+    tail, last = _nodes_tail(pacer, done, len(names), total, "&")
     head = {"image": image, "spec": _spec_summary(spec), "tags": sorted(tags) if tags is not None else None}
     first = f"IMAGE {image}  spec {spec.digest}  tags {','.join(sorted(tags)) if tags else '(all sets)'}"
     return pieces.response(head, "nodes", tail, first, last)
@@ -419,13 +428,7 @@ async def explain_pod(request: web.Request) -> web.Response:
                 pieces.block(block)
             done += 1
             await pacer.turn()
-    tail: dict[str, Any] = {"nodesTotal": total, "truncated": total > done}
-    last = []
-    if done < len(names):
-        tail["truncatedReason"] = pacer.reason(done, len(names), "nodes", "ask for one (?node=NAME)")
-        last.append(f"\n({total - done} more nodes not shown: {tail['truncatedReason']})")
-    elif total > len(names):
-        last.append(f"\n({total - len(names)} more nodes not shown; add ?node=NAME)")
+    tail, last = _nodes_tail(pacer, done, len(names), total, "?")
     head = {"pod": pod_name, "tags": sorted(tags) if tags is not None else None, "images": image_rows}
     return pieces.response(head, "nodes", tail, "\n".join(first), last)
 
