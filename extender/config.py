@@ -151,6 +151,7 @@ class Config:
     pathPrefix: str = ""
     failurePolicy: Literal["Fail", "Ignore"] = "Fail"
     missingFeatures: Literal["fail", "pass"] = "fail"
+    missingPlatform: Literal["fail", "pass"] = "fail"
     detailLimit: int = 50
     maxBodyBytes: int = 128 << 20
     debug: Debug = field(default_factory=Debug)

@@ -41,6 +41,9 @@ from extender.match.reference import evaluate_node
 from extender.match.result import Status
 from extender.match.table import FeatureTable
 from extender.spec.model import Spec
+from extender.spec.variants import ImageSpec, Variant
+
+__all__ = ["Decision", "ImageSpec", "MissingFeatures", "MissingPlatform", "decide", "fits"]
 
 MAX_SCORE = 10
 #: The reason of a failing node without NodeFeature (always this very string).
@@ -48,12 +51,22 @@ NO_FEATURES_REASON = "node has no NodeFeature: its features are unknown"
 _SHORT_REASON = "no compatibility set matched (see /debug/explain)"
 
 MissingFeatures = Literal["fail", "pass"]
+#: A node whose platform a multi-arch image has no variant for: rejected, or left to the kubelet.
+MissingPlatform = Literal["fail", "pass"]
 
 
-@dataclass(frozen=True, slots=True)
-class ImageSpec:
-    image: str
-    spec: Spec
+def missing_platform_reason(image: str, platform: str) -> str:
+    return (
+        f"image {image}: the image index has no {platform} variant "
+        f"(the kubelet could not pull it on this node)"
+    )
+
+
+def _spec(item: ImageSpec) -> Spec:
+    """The spec of an image that is not multi-arch (sources hand over only images with one)."""
+    if item.spec is None:
+        raise ValueError(f"image {item.image}: no spec to decide by")
+    return item.spec
 
 
 @dataclass(slots=True)
@@ -94,11 +107,14 @@ def decide(
     *,
     tags: frozenset[str] | None = None,
     missing_features: MissingFeatures = "fail",
+    missing_platform: MissingPlatform = "fail",
     detail_limit: int = 50,
     scores: bool = True,
 ) -> Decision:
     """Filter and score ``nodes`` for a pod whose spec'd images are ``images`` (``scores=False``:
-    leave ``score_list`` empty, for the filter verb, which sends none)."""
+    leave ``score_list`` empty, for the filter verb, which sends none). A multi-arch image judges
+    each node by its platform's variant (:mod:`extender.spec.variants`); a node whose platform the
+    index lacks fails, or passes with ``missing_platform="pass"``."""
     names = list(nodes)
     if not images:
         return Decision(names, list(names), {}, [0] * len(names) if scores else [])
@@ -107,14 +123,18 @@ def decide(
     slots = table.slots_of(names)
     known = slots >= 0
     all_known = bool(known.all())
-    first = slot_verdicts(images[0].spec, table, tags)
+    if any(item.variants is not None for item in images):
+        return _decide_by_platform(
+            images, table, names, slots, tags, missing_features, missing_platform, detail_limit, scores
+        )
+    first = slot_verdicts(_spec(images[0]), table, tags)
     ok = first.ok[slots]
     raw = first.best[slots]
     first_bad: npt.NDArray[np.intp] | None = None  # per node: the first image it cannot run
     if len(images) > 1:
         first_bad = np.where(ok, -1, 0)
         for i, item in enumerate(images[1:], start=1):
-            v = slot_verdicts(item.spec, table, tags)
+            v = slot_verdicts(_spec(item), table, tags)
             compatible = v.ok[slots]
             first_bad[~compatible & ok] = i
             ok &= compatible
@@ -132,7 +152,7 @@ def decide(
         if detail_limit > 0:  # the first detail_limit failing nodes get the details
             item = images[0]
             for name in list(islice(failed, detail_limit)):
-                failed[name] = f"image {item.image}: {_why(item.spec, table, name, tags)}"
+                failed[name] = f"image {item.image}: {_why(_spec(item), table, name, tags)}"
         decision.failed = failed
     else:
         bad_rows = np.flatnonzero(bad)
@@ -147,8 +167,89 @@ def decide(
         if detail_limit > 0:  # the first detail_limit failing nodes that have features get the details
             for k in np.flatnonzero(bad_known)[:detail_limit].tolist():
                 item = images[codes[k]]
-                reasons[k] = f"image {item.image}: {_why(item.spec, table, names[rows[k]], tags)}"
+                reasons[k] = f"image {item.image}: {_why(_spec(item), table, names[rows[k]], tags)}"
         decision.failed = dict(zip(map(names.__getitem__, rows), reasons, strict=True))
+    if scores:
+        decision.score_list = _scores(ok, raw)
+    return decision
+
+
+def _decide_by_platform(
+    images: Sequence[ImageSpec],
+    table: FeatureTable,
+    names: list[str],
+    slots: npt.NDArray[np.int64],
+    tags: frozenset[str] | None,
+    missing_features: MissingFeatures,
+    missing_platform: MissingPlatform,
+    detail_limit: int,
+    scores: bool,
+) -> Decision:
+    """:func:`decide` when an image is multi-arch: the candidates are grouped by platform and each
+    group gathers the verdicts of its variant's spec (cached per spec, tags and generation, as for
+    any image), so the work stays proportional to the candidates."""
+    n = len(names)
+    known = slots >= 0
+    codes = table.platform_codes()[slots]
+    vocab = table.platform_vocab
+    present = np.unique(codes).tolist()
+    ok = np.ones(n, dtype=np.bool_)
+    raw = np.zeros(n, dtype=np.int64)
+    first_bad = np.full(n, -1, dtype=np.intp)
+    chosen: list[dict[int, Variant | None]] = []  # per image: platform code -> the variant used
+    for i, item in enumerate(images):
+        per_code: dict[int, Variant | None] = {}
+        if item.variants is None:
+            v = slot_verdicts(_spec(item), table, tags)
+            compatible = v.ok[slots]
+            best = v.best[slots]
+        else:
+            compatible = np.ones(n, dtype=np.bool_)
+            best = np.zeros(n, dtype=np.int64)
+            for code in present:
+                variant = per_code[code] = item.variant(vocab[code])
+                mask = codes == code
+                if variant is None:
+                    compatible[mask] = missing_platform == "pass"
+                elif variant.spec is not None:
+                    v = slot_verdicts(variant.spec, table, tags)
+                    group = slots[mask]
+                    compatible[mask] = v.ok[group]
+                    best[mask] = v.best[group]
+        chosen.append(per_code)
+        first_bad[~compatible & ok] = i
+        ok &= compatible
+        raw += best
+    if missing_features == "pass":
+        ok |= ~known
+    else:
+        ok &= known
+    decision = Decision(names, list(compress(names, ok.tolist())))
+    failed: dict[str, str] = {}
+    detailed = 0
+    codes_list = codes.tolist()
+    for row in np.flatnonzero(~ok).tolist():
+        name = names[row]
+        if not known[row]:
+            failed[name] = NO_FEATURES_REASON
+            continue
+        item = images[first_bad[row]]
+        spec = item.spec
+        label = item.image
+        if item.variants is not None:
+            variant = chosen[first_bad[row]][codes_list[row]]
+            platform = vocab[codes_list[row]]
+            if variant is None:
+                failed[name] = missing_platform_reason(item.image, platform)
+                continue
+            spec = variant.spec
+            label = f"{item.image} ({platform})"
+        if spec is not None and detailed < detail_limit:
+            detailed += 1
+            failed[name] = f"image {label}: {_why(spec, table, name, tags)}"
+        else:
+            failed[name] = f"image {label}: {_SHORT_REASON}"
+    decision.failed = failed
     if scores:
         decision.score_list = _scores(ok, raw)
     return decision
@@ -175,16 +276,27 @@ def fits(
     *,
     tags: frozenset[str] | None = None,
     missing_features: MissingFeatures = "fail",
+    platform: str = "",
+    missing_platform: MissingPlatform = "fail",
 ) -> bool:
     """Does a pod with these spec'd images fit one node with these features (``None``: the node
-    has no NodeFeature)? The verdict :func:`decide` gives that node, computed for the node alone with
-    the reference evaluator: what the wake-up compares before and after a NodeFeature change."""
+    has no NodeFeature) and this platform? The verdict :func:`decide` gives that node, computed for
+    the node alone with the reference evaluator: what the wake-up compares before and after a
+    NodeFeature change."""
     if not images:
         return True
     if features is None:
         return missing_features == "pass"
     for item in images:
-        results = evaluate_node(item.spec, features, item.spec.selected_sets(tags))
+        variant = item.variant(platform)
+        if variant is None:
+            if missing_platform == "pass":
+                continue
+            return False
+        spec = variant.spec
+        if spec is None:
+            continue
+        results = evaluate_node(spec, features, spec.selected_sets(tags))
         if not any(r.status == Status.MATCHED for r in results):
             return False
     return True

@@ -40,9 +40,24 @@ def normalise_platform(platform: Platform) -> tuple[str, str, str]:
     return os_, arch, variant
 
 
+#: The platform of a node whose platform nothing says (and the default of ``registry.platform``).
+DEFAULT_PLATFORM = "linux/amd64"
+
+
+def platform_key(platform: Platform) -> str:
+    """The normalised ``os/arch[/variant]`` string platforms are grouped and compared by
+    (``linux/arm64/v8`` for ``linux/aarch64``; ``linux/amd64/v1`` for ``linux/amd64``)."""
+    return "/".join(p for p in normalise_platform(platform) if p)
+
+
 def parse_platform_spec(text: str) -> Platform:
     """``os/arch[/variant]`` as given on a command line (``linux/arm64/v8``)."""
     parts = text.strip().split("/") if isinstance(text, str) else []
     if not 2 <= len(parts) <= 3 or not all(parts):
         raise PlatformError(f"platform: expected os/arch[/variant], got {text!r}")
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+
+
+def key_of(text: str) -> str:
+    """:func:`platform_key` of an ``os/arch[/variant]`` string (raises PlatformError)."""
+    return platform_key(parse_platform_spec(text))

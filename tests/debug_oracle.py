@@ -156,7 +156,7 @@ async def explain_pod(request: web.Request) -> web.Response:
     meta = meta if isinstance(meta, Mapping) else {}
     pod_name = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     image_rows: list[dict[str, Any]] = []
-    spec_by_image = {s.image: s.spec for s in specs}
+    spec_by_image = {s.image: s.spec for s in specs if s.spec is not None}
     for image in images:
         row: dict[str, Any] = {"image": image, "spec": None}
         if image in spec_by_image:
@@ -172,7 +172,7 @@ async def explain_pod(request: web.Request) -> web.Response:
     for name in names:
         verdict = _verdict(decision, name, table)
         nf = table.node_features(name)
-        accounts = [(s.image, explain(s.spec, nf, node=name, tags=tags)) for s in specs]
+        accounts = [(s.image, explain(s.spec, nf, node=name, tags=tags)) for s in specs if s.spec is not None]
         node_rows.append(
             {
                 "node": name,

@@ -97,14 +97,18 @@ async def test_attach_then_lookup_through_the_tag_schema(
     assert specs.tags.hits >= 1 and specs.referrers.hits >= 1
 
 
-async def test_by_digest_skips_the_tag(distribution: Distribution, client: RegistryClient) -> None:
+async def test_by_digest_reads_the_manifest_once(distribution: Distribution, client: RegistryClient) -> None:
     name = repo(distribution)
     image = await push_image(client, name, "v")
     await attach(client, image.ref, SPEC)
     specs = specs_for(RegistryClient(client.transport))
     before = requests(client)
     assert await specs.lookup(f"{name}@{image.digest}") == parse_spec(SPEC)
-    assert requests(client) - before == 4  # referrers API 404, tag schema, artifact, blob
+    # the manifest (is it an index?), referrers API 404, tag schema, artifact, blob
+    assert requests(client) - before == 5
+    before = requests(client)
+    assert await specs.lookup(f"{name}@{image.digest}") == parse_spec(SPEC)
+    assert requests(client) == before  # all cached
 
 
 async def test_newest_artifact_wins_and_attach_is_idempotent(
@@ -153,7 +157,7 @@ async def test_multi_arch_platform_child_fallback(distribution: Distribution, cl
     assert await arm.lookup(f"{name}:multi") == parse_spec(SPEC)
     amd = specs_for(client)
     assert await amd.lookup(f"{name}:multi") is None  # amd64's child has none, nor has the index
-    # by digest of the index: the index is fetched (only) because it had no artifact itself
+    # by digest of the index: the same
     assert await arm.lookup(f"{name}@{index.digest}") == parse_spec(SPEC)
     # an artifact on the index itself is found without asking the child
     await attach(client, parse_reference(f"{name}:multi"), SPEC_NEWER)

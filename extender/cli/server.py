@@ -39,6 +39,7 @@ _OVERRIDES = {
     "prefix": "pathPrefix",
     "failure_policy": "failurePolicy",
     "missing_features": "missingFeatures",
+    "missing_platform": "missingPlatform",
     "max_body_bytes": "maxBodyBytes",
     "debug": "debug.enabled",
     "debug_port": "debug.port",
@@ -67,6 +68,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--prefix", help="path prefix of /filter and /prioritize [pathPrefix]")
     s.add_argument("--failure-policy", choices=["Fail", "Ignore"], help="[failurePolicy]")
     s.add_argument("--missing-features", choices=["fail", "pass"], help="[missingFeatures]")
+    s.add_argument("--missing-platform", choices=["fail", "pass"], help="[missingPlatform]")
     s.add_argument("--max-body-bytes", type=int, help="[maxBodyBytes]")
     s.add_argument("--debug", action=argparse.BooleanOptionalAction, help="debug endpoints [debug.enabled]")
     s.add_argument("--debug-port", type=int, help="serve /debug/* on this port (0: main port) [debug.port]")
@@ -103,6 +105,7 @@ def settings_from(config: Config) -> AppSettings:
         max_body_bytes=config.maxBodyBytes,
         failure_policy=config.failurePolicy,
         missing_features=config.missingFeatures,
+        missing_platform=config.missingPlatform,
         detail_limit=config.detailLimit,
         debug=config.debug.enabled and config.debug.port == 0,
         debug_max_nodes=config.debug.maxNodes,

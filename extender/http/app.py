@@ -76,6 +76,7 @@ async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decisi
         args.node_names,
         tags=pod_tags(args.pod),
         missing_features=settings.missing_features,
+        missing_platform=settings.missing_platform,
         detail_limit=settings.detail_limit if verb == "filter" else 0,  # prioritize sends no reasons
         scores=verb == "prioritize",  # filter sends no scores
     )

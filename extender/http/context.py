@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from extender.decide import ImageSpec, MissingFeatures
+from extender.decide import ImageSpec, MissingFeatures, MissingPlatform
 from extender.errors import ImageLookupError, SpecLookupError
 from extender.http.metrics import CacheStats, Metrics
 from extender.pods import FailurePolicy
-from extender.sources.base import FeatureSource, SpecSource, WatchedSource
+from extender.sources.base import FeatureSource, SpecSource, WatchedSource, lookup_image
 
 JSON = "application/json"
 
@@ -27,6 +27,7 @@ class AppSettings:
     max_body_bytes: int = 128 << 20
     failure_policy: FailurePolicy = "Fail"
     missing_features: MissingFeatures = "fail"
+    missing_platform: MissingPlatform = "fail"  # a node whose platform a multi-arch image lacks
     detail_limit: int = 50
     debug: bool = True  # serve /debug/* on this application
     debug_max_nodes: int = 200
@@ -65,11 +66,15 @@ async def read_body(request: web.Request) -> bytes:
 async def lookup_specs(
     app: web.Application, images: Sequence[str], policy: FailurePolicy
 ) -> tuple[list[ImageSpec], dict[str, str]]:
-    """Specs of ``images`` looked up concurrently. A failed lookup raises :class:`ImageLookupError`
+    """Specs of ``images`` looked up concurrently, for the platforms of the table's nodes (a
+    multi-arch image answers per platform). A failed lookup raises :class:`ImageLookupError`
     under policy ``Fail``; under ``Ignore`` the image counts as having no spec and the failure is
     returned in the second element (image -> why) for the caller to report."""
     source = app[SPECS]
-    results = await asyncio.gather(*(source.lookup(i) for i in images), return_exceptions=True)
+    platforms = app[FEATURES].table.platforms()
+    results = await asyncio.gather(
+        *(lookup_image(source, i, platforms) for i in images), return_exceptions=True
+    )
     found: list[ImageSpec] = []
     ignored: dict[str, str] = {}
     for image, res in zip(images, results, strict=True):
@@ -82,5 +87,5 @@ async def lookup_specs(
         if isinstance(res, BaseException):
             raise res
         if res is not None:
-            found.append(ImageSpec(image, res))
+            found.append(res)
     return found, ignored

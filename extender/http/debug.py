@@ -58,7 +58,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from extender.decide import NO_FEATURES_REASON, Decision, ImageSpec, decide
+from extender.decide import NO_FEATURES_REASON, Decision, ImageSpec, decide, missing_platform_reason
 from extender.errors import (
     BadRequestError,
     ExtenderError,
@@ -68,6 +68,7 @@ from extender.errors import (
     WireError,
 )
 from extender.features.nodefeature import NodeFeatures, ParsedNodeFeature, merge_features, parse_nodefeature
+from extender.features.platform import platform_from_features
 from extender.http.context import (
     CACHES,
     FEATURES,
@@ -84,8 +85,9 @@ from extender.http.wire import decode_args
 from extender.match.explain import Explanation, explain
 from extender.match.table import FeatureTable
 from extender.pods import parse_tags, pod_failure_policy, pod_images, pod_tags
-from extender.sources.base import KnownImages
+from extender.sources.base import KnownImages, lookup_image
 from extender.spec.model import Spec
+from extender.spec.variants import Variant
 
 MAX_WHATIF_IMAGES = 100
 #: Work between two turns of the event loop, in seconds: about what a verb waits per step it takes.
@@ -228,6 +230,46 @@ def _spec_summary(spec: Spec) -> dict[str, Any]:
     }
 
 
+def _image_summary(item: ImageSpec) -> dict[str, Any]:
+    """An image's spec, or for a multi-arch image its index's and every variant asked about."""
+    if item.variants is None:
+        return _spec_summary(item.spec) if item.spec is not None else {}
+    return {
+        "index": None if item.spec is None else _spec_summary(item.spec),
+        "indexArtifact": item.artifact or None,
+        "variants": {p: _variant_doc(v) for p, v in sorted(item.variants.items())},
+    }
+
+
+def _variant_doc(variant: Variant | None) -> dict[str, Any] | None:
+    """Which variant and which artifact judge a platform (``None``: the index has no such child)."""
+    if variant is None:
+        return None
+    return {
+        "origin": variant.origin,
+        "manifest": variant.manifest or None,
+        "artifact": variant.artifact or None,
+        "spec": None if variant.spec is None else variant.spec.digest,
+    }
+
+
+def _image_line(item: ImageSpec) -> str:
+    if item.variants is None:
+        return f"spec {item.spec.digest}" if item.spec is not None else "no spec"
+    parts = [f"multi-arch index {item.digest or '(local)'}"]
+    parts += [
+        f"{p}: {'no such variant' if v is None else v.describe().split(': ', 1)[1]}"
+        for p, v in sorted(item.variants.items())
+    ]
+    return "; ".join(parts)
+
+
+def _judged_by(item: ImageSpec, table: FeatureTable, node: str) -> tuple[str, Variant | None]:
+    """A node's platform and the variant of ``item`` it is judged by (see extender.spec.variants)."""
+    platform = table.platform_of(node) or table.default_platform
+    return platform, item.variant(platform)
+
+
 def _nodes_for(
     request: web.Request, table: FeatureTable, given: Sequence[str] | None
 ) -> tuple[list[str], int]:
@@ -273,11 +315,11 @@ async def explain_image(request: web.Request) -> web.Response:
         return _error("query parameter 'image' is required, e.g. /debug/explain?image=registry/repo:tag", 400)
     tags = parse_tags(request.query.get("tags"))
     try:
-        spec = await request.app[SPECS].lookup(image)
+        item = await lookup_image(request.app[SPECS], image, request.app[FEATURES].table.platforms())
     except SpecLookupError as exc:
         request.app[METRICS].lookup_errors.labels("debug").inc()
         return _error(f"spec lookup failed for image {image}: {exc}", 502)
-    if spec is None:
+    if item is None:
         return _error(f"image {image} has no compatibility spec: it imposes nothing on nodes", 404)
     try:
         pieces = _Pieces(_format(request))
@@ -293,34 +335,48 @@ async def explain_image(request: web.Request) -> web.Response:
         settings = request.app[SETTINGS]
         features = _snapshot(table, names)
         decision = decide(
-            [ImageSpec(image, spec)],
+            [item],
             table,
             names,
             tags=tags,
             missing_features=settings.missing_features,
+            missing_platform=settings.missing_platform,
             detail_limit=0,
         )
         scores = decision.scores
+        platforms = {name: _judged_by(item, table, name) for name in names}
         done = 0
         for name in names:
             if done and pacer.spent:
                 break
-            account = explain(spec, features[name], node=name, tags=tags)
+            platform, variant = platforms[name]
             verdict = _verdict(decision, name, features[name] is not None)
             score = scores.get(name, 0)
-            if pieces.json:
-                pieces.row(
-                    {"node": name, "verdict": verdict, "score": score, "explanation": account.to_dict()}
+            row: dict[str, Any] = {"node": name, "verdict": verdict, "score": score}
+            block = [f"\n== {name}: {verdict.upper()}, score {score}"]
+            if item.multi_arch:
+                row["platform"] = platform
+                row["variant"] = _variant_doc(variant)
+                block.append(
+                    f"   judged by {variant.describe()}"
+                    if variant is not None
+                    else f"   {missing_platform_reason(image, platform)}"
                 )
+            if variant is not None and variant.spec is not None:
+                account = explain(variant.spec, features[name], node=name, tags=tags)
+                row["explanation"] = account.to_dict()
+                block.append(account.render_text().rstrip("\n"))
             else:
-                pieces.block(
-                    [f"\n== {name}: {verdict.upper()}, score {score}", account.render_text().rstrip("\n")]
-                )
+                row["explanation"] = None
+            if pieces.json:
+                pieces.row(row)
+            else:
+                pieces.block(block)
             done += 1
             await pacer.turn()
     tail, last = _nodes_tail(pacer, done, len(names), total, "&")
-    head = {"image": image, "spec": _spec_summary(spec), "tags": sorted(tags) if tags is not None else None}
-    first = f"IMAGE {image}  spec {spec.digest}  tags {','.join(sorted(tags)) if tags else '(all sets)'}"
+    head = {"image": image, "spec": _image_summary(item), "tags": sorted(tags) if tags is not None else None}
+    first = f"IMAGE {image}  {_image_line(item)}  tags {','.join(sorted(tags)) if tags else '(all sets)'}"
     return pieces.response(head, "nodes", tail, first, last)
 
 
@@ -374,18 +430,19 @@ async def explain_pod(request: web.Request) -> web.Response:
     meta = meta if isinstance(meta, Mapping) else {}
     pod_name = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     image_rows: list[dict[str, Any]] = []
-    spec_by_image = {s.image: s.spec for s in specs}
+    item_by_image = {s.image: s for s in specs}
+    first = [f"POD {pod_name}  tags {','.join(sorted(tags)) if tags else '(all sets)'}"]
     for image in images:
         row: dict[str, Any] = {"image": image, "spec": None}
-        if image in spec_by_image:
-            row["spec"] = _spec_summary(spec_by_image[image])
+        what = "no spec: imposes nothing"
+        if image in item_by_image:
+            item = item_by_image[image]
+            row["spec"] = _image_summary(item)
+            what = _image_line(item) if item.multi_arch or item.spec is None else item.spec.digest
         elif image in ignored:
-            row["lookupError"] = ignored[image] + " (ignored: failure policy Ignore)"
+            row["lookupError"] = what = ignored[image] + " (ignored: failure policy Ignore)"
         image_rows.append(row)
-    first = [f"POD {pod_name}  tags {','.join(sorted(tags)) if tags else '(all sets)'}"]
-    for row in image_rows:
-        what = row["spec"]["digest"] if row["spec"] else row.get("lookupError", "no spec: imposes nothing")
-        first.append(f"  image {row['image']}: {what}")
+        first.append(f"  image {image}: {what}")
     async with _computing(request) as pacer:
         table = request.app[FEATURES].table
         names, total = _nodes_for(request, table, given)
@@ -393,7 +450,13 @@ async def explain_pod(request: web.Request) -> web.Response:
         # detail_limit=0: the detailed reasons come from the accounts below (_reason), not from a
         # walk per failing node inside decide, which would be one long stretch on the loop
         decision = decide(
-            specs, table, names, tags=tags, missing_features=settings.missing_features, detail_limit=0
+            specs,
+            table,
+            names,
+            tags=tags,
+            missing_features=settings.missing_features,
+            missing_platform=settings.missing_platform,
+            detail_limit=0,
         )
         scores = decision.scores
         done = 0
@@ -402,26 +465,40 @@ async def explain_pod(request: web.Request) -> web.Response:
                 break
             nf = features[name]
             accounts: list[tuple[str, Explanation]] = []
+            image_docs: list[dict[str, Any]] = []
+            notes: list[str] = []
             for s in specs:
-                accounts.append((s.image, explain(s.spec, nf, node=name, tags=tags)))
+                doc: dict[str, Any] = {"image": s.image}
+                label, spec = s.image, s.spec
+                if s.multi_arch:
+                    platform, variant = _judged_by(s, table, name)
+                    doc.update(platform=platform, variant=_variant_doc(variant))
+                    label = f"{s.image} ({platform})"
+                    spec = variant.spec if variant is not None else None
+                    notes.append(
+                        f"-- image {s.image}: judged by {variant.describe()}"
+                        if variant is not None
+                        else f"-- {missing_platform_reason(s.image, platform)}"
+                    )
+                doc["explanation"] = None
+                if spec is not None:
+                    account = explain(spec, nf, node=name, tags=tags)
+                    accounts.append((label, account))
+                    doc["explanation"] = account.to_dict()
+                image_docs.append(doc)
                 await pacer.turn()
             verdict = _verdict(decision, name, nf is not None)
             score = scores.get(name, 0)
             reason = _reason(decision, name, accounts)
             if pieces.json:
                 pieces.row(
-                    {
-                        "node": name,
-                        "verdict": verdict,
-                        "score": score,
-                        "reason": reason,
-                        "images": [{"image": i, "explanation": a.to_dict()} for i, a in accounts],
-                    }
+                    {"node": name, "verdict": verdict, "score": score, "reason": reason, "images": image_docs}
                 )
             else:
                 block = [f"\n== {name}: {verdict.upper()}, score {score}"]
                 if name in decision.failed:
                     block.append(f"   reason: {reason}")
+                block.extend(notes)
                 for image, account in accounts:
                     block.append(f"-- image {image}")
                     block.append(account.render_text().rstrip("\n"))
@@ -497,18 +574,29 @@ async def whatif(request: web.Request) -> web.Response:
     every_known = not images
     if every_known:  # no images asked for: every image whose spec is known now, no new lookup
         images = source.known_images()[:MAX_WHATIF_IMAGES] if isinstance(source, KnownImages) else []
+    # the imagined node's platform is told from its features (extender.features.platform)
+    platform = platform_from_features(nf, request.app[FEATURES].table.default_platform)
     looked: list[tuple[str, Spec | None, str]] = []  # image, spec, why the lookup failed
+    variants: dict[str, Variant | None] = {}  # multi-arch images: the variant the node gets
     for image in images:
         try:
-            looked.append((image, await source.lookup(image), ""))
+            item = await lookup_image(source, image, (platform,))
         except SpecLookupError as exc:
             looked.append((image, None, str(exc)))
+            continue
+        if item is not None and item.multi_arch:
+            variant = variants[image] = item.variant(platform)
+            looked.append((image, variant.spec if variant is not None else None, ""))
+        else:
+            looked.append((image, item.spec if item is not None else None, ""))
     try:
         fmt = _format(request)
     except BadRequestError as exc:
         return _error(str(exc), exc.status)
     rows: list[dict[str, Any]] = []
-    text = [f"WHAT IF node {nf.node} ({len(nf.feature_names())} features)"]
+    # the platform is shown when it mattered: some image is multi-arch
+    shown = f", platform {platform}" if variants else ""
+    text = [f"WHAT IF node {nf.node} ({len(nf.feature_names())} features{shown})"]
     async with _computing(request) as pacer:
         explained = stopped = 0
         for image, spec, failure in looked:
@@ -518,6 +606,15 @@ async def whatif(request: web.Request) -> web.Response:
                 row.update(verdict="unknown", reason=f"spec lookup failed: {failure}")
                 text.append(f"\n== {image}: UNKNOWN (spec lookup failed: {failure})")
                 continue
+            if image in variants:
+                variant = variants[image]
+                row["variant"] = _variant_doc(variant)
+                if variant is None:
+                    why = missing_platform_reason(image, platform)
+                    row.update(verdict="incompatible", reason=why)
+                    text.append(f"\n== {image}: INCOMPATIBLE ({why})")
+                    continue
+                text.append(f"\n-- {image}: judged by {variant.describe()}")
             if spec is None:
                 row.update(verdict="compatible", reason="no compatibility spec: imposes nothing")
                 text.append(f"\n== {image}: COMPATIBLE (no compatibility spec)")
@@ -547,6 +644,8 @@ async def whatif(request: web.Request) -> web.Response:
         "notRunnable": [r["image"] for r in rows if r["verdict"] != "compatible"],
         "images": rows,
     }
+    if variants:
+        doc["platform"] = platform
     if every_known:  # the images were not asked for: say where they came from
         doc["imagesFrom"] = "every image whose spec is known (mapped, or looked up recently)"
     if stopped:

@@ -11,6 +11,12 @@ Layout, per feature name (exactly as published; term lookups lower-case the term
 * instances: rows, each carrying its node slot (``-1`` once the row is dead), and one code column
   per attribute key over rows.
 
+Each node also has a platform (``os/arch/variant``, :func:`extender.platforms.platform_key`): what a
+multi-arch image's variant is chosen by. It is dictionary-encoded like an attribute
+(:meth:`FeatureTable.platform_codes`, :meth:`FeatureTable.platforms`); a source that knows it (the Node
+object's labels) passes it to :meth:`FeatureTable.set_node`, otherwise it is told from the features
+(:func:`extender.features.platform.platform_from_features`) with the table's default.
+
 Node slots are stable: removing a node frees its slot for reuse. ``generation`` increases with every
 change, so results can be cached per (spec, generation); the table owns those caches
 (``table.caches``). Not thread-safe: one writer, one reader at
@@ -27,7 +33,9 @@ import numpy as np
 import numpy.typing as npt
 
 from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, NodeFeatures, node_features_from_objects
+from extender.features.platform import platform_from_features
 from extender.match.caches import TableCaches
+from extender.platforms import DEFAULT_PLATFORM
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]  # native index width: numpy gathers without converting
@@ -117,7 +125,8 @@ class FeatureColumns:
 class FeatureTable:
     """All nodes' features, columnar. See the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, default_platform: str = DEFAULT_PLATFORM) -> None:
+        self.default_platform = default_platform
         self._capacity = _INITIAL_CAPACITY
         self._slot_of = _SlotIndex()
         self._loose = 0  # names inserted into _slot_of since it was last compacted
@@ -129,6 +138,10 @@ class FeatureTable:
         self._features: dict[str, FeatureColumns] = {}
         self._node_features: dict[int, NodeFeatures] = {}
         self._node_rows: dict[int, dict[str, list[int]]] = {}
+        #: per slot a code into ``_platform.vocab``; one element more than the capacity, for slot -1
+        self._platform = Column(np.zeros(self._capacity + 1, dtype=np.intp))
+        self._platform.code_for(default_platform)
+        self._platforms_cache: tuple[int, tuple[str, ...]] = (-1, ())
         self.generation = 0
         #: results and explanations computed from this table (see extender/match/caches.py)
         self.caches = TableCaches()
@@ -187,6 +200,31 @@ class FeatureTable:
     def feature(self, name: str) -> FeatureColumns | None:
         return self._features.get(name)
 
+    def platform_of(self, node: str) -> str | None:
+        """The node's platform key, ``None`` for a node the table does not know."""
+        slot = self._slot_of.get(node)
+        return None if slot is None else self._platform.vocab[self._platform.codes[slot]]
+
+    @property
+    def platform_vocab(self) -> list[str]:
+        """Every platform key a code of :meth:`platform_codes` can stand for (only grows)."""
+        return self._platform.vocab
+
+    def platform_codes(self) -> IntArray:
+        """Per slot, a code into :attr:`platform_vocab`; one element more than the capacity, so a
+        gather with slot ``-1`` (an unknown node) reads the default platform's code, 0."""
+        return self._platform.codes
+
+    def platforms(self) -> tuple[str, ...]:
+        """The distinct platforms of the table's nodes, sorted (memoised per generation)."""
+        gen, found = self._platforms_cache
+        if gen != self.generation:
+            alive = self._platform.codes[: self._capacity][self._alive]
+            vocab = self._platform.vocab
+            found = tuple(sorted(vocab[c] for c in np.unique(alive).tolist()))
+            self._platforms_cache = (self.generation, found)
+        return found
+
     # -- writing -----------------------------------------------------------------------------
     @classmethod
     def from_features(cls, features: Iterable[NodeFeatures]) -> FeatureTable:
@@ -195,14 +233,18 @@ class FeatureTable:
             table.set_node(nf)
         return table
 
-    def set_node(self, nf: NodeFeatures) -> None:
-        """Insert or replace one node's features (incremental: touches only that node's cells)."""
+    def set_node(self, nf: NodeFeatures, platform: str | None = None) -> None:
+        """Insert or replace one node's features (incremental: touches only that node's cells) and
+        its platform (``None``: told from the features, with the table's default)."""
         slot = self._slot_of.get(nf.node)
         if slot is None:
             slot = self._allocate(nf.node)
         else:
             self._clear(slot)
         self._write(slot, nf)
+        if platform is None:
+            platform = platform_from_features(nf, self.default_platform)
+        self._platform.codes[slot] = self._platform.code_for(platform)
         self.generation += 1
 
     def remove_node(self, node: str) -> bool:
@@ -233,6 +275,9 @@ class FeatureTable:
     def _resize(self, size: int) -> None:
         self._capacity = size
         self._alive = _grow(self._alive, size, False)
+        codes = np.zeros(size + 1, dtype=np.intp)
+        codes[: len(self._platform.codes) - 1] = self._platform.codes[:-1]
+        self._platform.codes = codes
         for fc in self._features.values():
             fc.has_flags = _grow(fc.has_flags, size, False)
             fc.has_attrs = _grow(fc.has_attrs, size, False)

@@ -6,13 +6,14 @@ two protocols, so the HTTP layer never knows which one it is talking to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from extender.errors import SpecLookupError
 from extender.match.table import FeatureTable
 from extender.spec.model import Spec
+from extender.spec.variants import ImageSpec
 
 
 class FeatureSource(Protocol):
@@ -96,8 +97,30 @@ class KnownImages(Protocol):
 
 class SpecSource(Protocol):
     async def lookup(self, image: str) -> Spec | None:
-        """The image's spec, ``None`` when it has none; raises SpecLookupError when unknown."""
+        """The image's spec, ``None`` when it has none; raises SpecLookupError when unknown. For a
+        multi-arch image: the spec of the source's default platform."""
         ...
+
+
+class VariantSource(Protocol):
+    """A spec source that knows multi-arch images (see :mod:`extender.spec.variants`)."""
+
+    async def lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
+        """What ``image`` requires of a node of each of ``platforms`` (keys); ``None`` when it has
+        no spec for any; raises SpecLookupError when unknown."""
+        ...
+
+
+async def lookup_image(source: SpecSource, image: str, platforms: Sequence[str]) -> ImageSpec | None:
+    """:meth:`VariantSource.lookup_variants` when ``source`` has it; otherwise its one spec, which
+    then applies to every platform."""
+    method: Callable[[str, Sequence[str]], Awaitable[ImageSpec | None]] | None = getattr(
+        source, "lookup_variants", None
+    )
+    if method is not None:
+        return await method(image, platforms)
+    spec = await source.lookup(image)
+    return None if spec is None else ImageSpec(image, spec)
 
 
 class StaticFeatures:
@@ -116,9 +139,11 @@ class StaticFeatures:
 
 
 class StaticSpecs:
-    """image reference -> spec, from memory."""
+    """image reference -> spec, from memory. A value that is an :class:`ImageSpec` with variants is
+    a multi-arch image: its variants answer for their platforms, every other platform is missing
+    from its index."""
 
-    def __init__(self, specs: dict[str, Spec], failing: dict[str, str] | None = None) -> None:
+    def __init__(self, specs: Mapping[str, Spec | ImageSpec], failing: dict[str, str] | None = None) -> None:
         self._specs = specs
         self._failing = failing or {}
 
@@ -128,7 +153,16 @@ class StaticSpecs:
     async def lookup(self, image: str) -> Spec | None:
         if image in self._failing:
             raise SpecLookupError(self._failing[image])
-        return self._specs.get(image)
+        found = self._specs.get(image)
+        return found.spec if isinstance(found, ImageSpec) else found
+
+    async def lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
+        if image in self._failing:
+            raise SpecLookupError(self._failing[image])
+        found = self._specs.get(image)
+        if found is None or isinstance(found, ImageSpec):
+            return found
+        return ImageSpec(image, found)
 
 
 class WatchedSource(Protocol):

@@ -7,6 +7,12 @@ cluster or a registry.
 
       images:
         registry.example.com/ml/cuda-train:12.4: specs/cuda-train.yaml
+        registry.example.com/hpc/genomics:3.1:       # a multi-arch image (docs/multi-arch.md)
+          index: specs/genomics-common.yaml          # optional: the index's own artifact
+          platforms:                                 # the platforms the index has, and their specs
+            linux/amd64: specs/genomics-amd64.yaml
+            linux/arm64: specs/genomics-arm64.yaml
+            linux/ppc64le: null                      # a child without an artifact of its own
 
   References are normalised on both sides (``nginx`` is ``docker.io/library/nginx:latest``).
 
@@ -22,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +38,15 @@ from extender.features.nodefeature import DEFAULT_NFD_NAMESPACE, ParsedNodeFeatu
 from extender.features.objects import NodeFeatureObjects, ObjectKey
 from extender.images import normalise
 from extender.match.table import FeatureTable
+from extender.platforms import DEFAULT_PLATFORM, key_of
 from extender.spec.model import Spec
 from extender.spec.parse import SpecLimits, parse_spec
+from extender.spec.variants import Child, ImageSpec, resolve_variants
 from extender.yamlfile import load_file
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PLATFORM_KEY = key_of(DEFAULT_PLATFORM)
 SUFFIXES = (".yaml", ".yml", ".json")
 Stamp = tuple[int, int]  # (mtime_ns, size)
 
@@ -96,9 +105,16 @@ class _FileState:
 class FileFeatures:
     """A feature table kept equal to a directory of NodeFeature files."""
 
-    def __init__(self, directory: Path, *, nfd_namespace: str = DEFAULT_NFD_NAMESPACE) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        nfd_namespace: str = DEFAULT_NFD_NAMESPACE,
+        default_platform: str = DEFAULT_PLATFORM,
+    ) -> None:
         self.directory = directory
-        self._table = FeatureTable()
+        # a node's platform is told from its features (extender.features.platform), else this one
+        self._table = FeatureTable(default_platform=default_platform)
         self._objects = NodeFeatureObjects(nfd_namespace=nfd_namespace)
         self._files: dict[Path, _FileState] = {}
         #: which file defines each object, kept with ``_files`` (a clash check per file must not
@@ -204,7 +220,52 @@ class _SpecEntry:
     error: str
 
 
-def read_image_map(path: Path) -> dict[str, Path]:
+@dataclass(frozen=True, slots=True)
+class MultiArch:
+    """A multi-arch image in the mapping: the index's spec file (or None) and, per platform key the
+    index has, its own spec file (or None)."""
+
+    index: Path | None
+    platforms: dict[str, Path | None]
+
+    @property
+    def paths(self) -> set[Path]:
+        found = {p for p in self.platforms.values() if p is not None}
+        return found | ({self.index} if self.index is not None else set())
+
+
+def _multi_arch(path: Path, ref: str, entry: dict[Any, Any]) -> MultiArch:
+    where = f"{path}: images.{ref}"
+    unknown = set(entry) - {"index", "platforms"}
+    if unknown:
+        raise ExtenderError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} (index, platforms)"
+        )
+    index = entry.get("index")
+    if index is not None and (not isinstance(index, str) or not index):
+        raise ExtenderError(f"{where}.index: expected a spec file")
+    platforms = entry.get("platforms")
+    if not isinstance(platforms, dict) or not platforms:
+        raise ExtenderError(
+            f"{where}.platforms: expected a mapping of os/arch[/variant] to a spec file or null"
+        )
+    out: dict[str, Path | None] = {}
+    for name, spec_path in platforms.items():
+        try:
+            key = key_of(name) if isinstance(name, str) else ""
+        except ExtenderError as exc:
+            raise ExtenderError(f"{where}.platforms.{name}: {exc}") from None
+        if not key:
+            raise ExtenderError(f"{where}.platforms.{name}: expected os/arch[/variant]")
+        if key in out:
+            raise ExtenderError(f"{where}.platforms.{name}: the same platform as another entry ({key})")
+        if spec_path is not None and (not isinstance(spec_path, str) or not spec_path):
+            raise ExtenderError(f"{where}.platforms.{name}: expected a spec file or null")
+        out[key] = None if spec_path is None else path.parent / spec_path
+    return MultiArch(None if index is None else path.parent / index, out)
+
+
+def read_image_map(path: Path) -> dict[str, Path | MultiArch]:
     """The ``images:`` mapping (blocking); spec paths are relative to the mapping file."""
     docs = load_file(path)
     if len(docs) != 1 or not isinstance(docs[0], dict):
@@ -214,14 +275,21 @@ def read_image_map(path: Path) -> dict[str, Path]:
         images = {}
     if not isinstance(images, dict):
         raise ExtenderError(f"{path}: images: expected a mapping of image reference to spec file")
-    out: dict[str, Path] = {}
+    out: dict[str, Path | MultiArch] = {}
     for ref, spec_path in images.items():
-        if not isinstance(ref, str) or not ref or not isinstance(spec_path, str) or not spec_path:
-            raise ExtenderError(f"{path}: images.{ref}: expected a non-empty image reference and file")
+        if isinstance(ref, str) and ref and isinstance(spec_path, dict):
+            entry: Path | MultiArch = _multi_arch(path, ref, spec_path)
+        elif not isinstance(ref, str) or not ref or not isinstance(spec_path, str) or not spec_path:
+            raise ExtenderError(
+                f"{path}: images.{ref}: expected a non-empty image reference and a spec file "
+                "(or, for a multi-arch image, a mapping with platforms)"
+            )
+        else:
+            entry = path.parent / spec_path
         key = normalise(ref)
         if key in out:
             raise ExtenderError(f"{path}: images.{ref}: the same image as another entry ({key})")
-        out[key] = path.parent / spec_path
+        out[key] = entry
     return out
 
 
@@ -252,7 +320,7 @@ class FileSpecs:
         self.mapping = mapping
         self._limits = limits
         self._stamp: Stamp | None = None
-        self._images: dict[str, Path] = {}
+        self._images: dict[str, Path | MultiArch] = {}
         self._specs: dict[Path, _SpecEntry] = {}
         self._mapping_error = ""
         self.reloads = 0
@@ -265,18 +333,46 @@ class FileSpecs:
         return out
 
     @property
-    def images(self) -> dict[str, Path]:
-        """Normalised image reference -> spec file."""
+    def images(self) -> dict[str, Path | MultiArch]:
+        """Normalised image reference -> spec file (or a multi-arch image's files)."""
         return dict(self._images)
 
-    async def lookup(self, image: str) -> Spec | None:
-        path = self._images.get(normalise(image))
-        if path is None:
-            return None
+    def _spec(self, path: Path) -> Spec:
         entry = self._specs.get(path)
         if entry is None or entry.spec is None:
             raise SpecLookupError(entry.error if entry else f"spec file {path} is not loaded yet")
         return entry.spec
+
+    async def lookup(self, image: str) -> Spec | None:
+        """The image's spec; for a multi-arch image, a ``linux/amd64`` node's (the index's when the
+        mapping lists no such platform)."""
+        found = self._images.get(normalise(image))
+        if found is None:
+            return None
+        if isinstance(found, Path):
+            return self._spec(found)
+        item = await self.lookup_variants(image, (DEFAULT_PLATFORM_KEY,))
+        variant = item.variant(DEFAULT_PLATFORM_KEY) if item is not None else None
+        if variant is not None:
+            return variant.spec
+        return self._spec(found.index) if found.index is not None else None
+
+    async def lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
+        found = self._images.get(normalise(image))
+        if found is None:
+            return None
+        if isinstance(found, Path):
+            return ImageSpec(image, self._spec(found))
+        index = self._spec(found.index) if found.index is not None else None
+        children: dict[str, Child | None] = {}
+        for platform in platforms:
+            if platform not in found.platforms:
+                children[platform] = None
+                continue
+            own = found.platforms[platform]
+            children[platform] = Child("", self._spec(own) if own is not None else None)
+        item = resolve_variants(image, index, children)
+        return item if item.has_spec else None
 
     async def refresh(self) -> bool:
         """Re-read the mapping and every spec file that changed; True when anything did."""
@@ -294,7 +390,7 @@ class FileSpecs:
                 self._mapping_error = ""
                 self._images, changed = images, True
         self._stamp = stamp
-        wanted = set(self._images.values())
+        wanted = {p for e in self._images.values() for p in (e.paths if isinstance(e, MultiArch) else {e})}
         stamps = await asyncio.to_thread(lambda: {p: _stamp(p) for p in wanted})
         stale = [p for p in wanted if p not in self._specs or self._specs[p].stamp != stamps[p]]
         if stale:

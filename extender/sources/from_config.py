@@ -28,7 +28,7 @@ from extender.caching import BoundedCache
 from extender.config import Config
 from extender.errors import ConfigError, RegistryError
 from extender.images import ImageScope
-from extender.platforms import parse_platform_spec
+from extender.platforms import key_of, parse_platform_spec
 from extender.sources.base import FeatureSource, SpecSource, WatchedSource
 from extender.sources.files import FileFeatures, FileSpecs, poll
 from extender.sources.registry.auth import Credentials, docker_config_credentials
@@ -229,6 +229,9 @@ def _wake_ups(
         interval=config.wakeUp.intervalSeconds,
         max_writes=config.wakeUp.maxWritesPerInterval,
         missing_features=config.missingFeatures,
+        missing_platform=config.missingPlatform,
+        platforms=features.table.platforms,
+        platform_of=features.table.platform_of,
     )
     features.on_change = wakeups.features_changed
     return wakeups
@@ -243,7 +246,11 @@ async def _open_features(
     if config.features.source == "files":
         if not config.features.path.is_dir():
             raise ConfigError("features.path", f"{config.features.path} is not a directory")
-        files = FileFeatures(config.features.path, nfd_namespace=config.features.nfdNamespace)
+        files = FileFeatures(
+            config.features.path,
+            nfd_namespace=config.features.nfdNamespace,
+            default_platform=key_of(config.registry.platform),
+        )
         await files.refresh()
         for where, why in files.errors.items():
             log.warning("features: cannot load %s: %s", where, why)
@@ -303,6 +310,7 @@ async def _kube_features(config: Config) -> tuple[KubeFeatures, ApiClient, ApiCl
         transport,
         nfd_namespace=config.features.nfdNamespace,
         watch_nodes=config.features.watchNodes,
+        default_platform=key_of(config.registry.platform),
         max_stale_seconds=config.features.maxStaleSeconds,
     )
     return kube, api, transport

@@ -46,7 +46,9 @@ from extender.features.nodefeature import (
     parse_nodefeature,
 )
 from extender.features.objects import NodeFeatureObjects
+from extender.features.platform import platform_from_labels
 from extender.match.table import FeatureTable
+from extender.platforms import DEFAULT_PLATFORM
 from extender.sources.base import Freshness
 
 log = logging.getLogger(__name__)
@@ -353,8 +355,11 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return (str(meta.get("namespace", "") or ""), str(meta.get("name", "") or ""))
 
 
-def _node_name(obj: dict[str, Any]) -> str:
-    return _key(obj)[1]
+def _node_name(obj: dict[str, Any]) -> tuple[str, str | None]:
+    """A Node as its list keeps it: its name, and its platform from its labels (None: unlabelled)."""
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    return _key(obj)[1], platform_from_labels(labels)
 
 
 #: A listed NodeFeature as the list keeps it: its key, and the parsed object, why it cannot be used,
@@ -366,6 +371,8 @@ _Listed = tuple[tuple[str, str], ParsedNodeFeature | str | None]
 class _Nodes:
     watched: bool
     names: set[str] = field(default_factory=set)
+    #: node -> platform from its labels (absent: unlabelled, told from its features instead)
+    platforms: dict[str, str] = field(default_factory=dict)
 
 
 class KubeFeatures:
@@ -386,10 +393,11 @@ class KubeFeatures:
         backoff: Callable[[], Backoff] = Backoff,
         max_stale_seconds: float = DEFAULT_MAX_STALE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        default_platform: str = DEFAULT_PLATFORM,
     ) -> None:
         if max_stale_seconds < 0:
             raise ValueError(f"max_stale_seconds must be 0 (no bound) or more, got {max_stale_seconds}")
-        self._table = FeatureTable()
+        self._table = FeatureTable(default_platform=default_platform)
         self._objects = NodeFeatureObjects(nfd_namespace=nfd_namespace)
         self._nodes = _Nodes(watched=watch_nodes)
         self.max_stale_seconds = max_stale_seconds
@@ -539,23 +547,35 @@ class KubeFeatures:
 
     # -- Nodes ----------------------------------------------------------------------------------
 
-    def _replace_nodes(self, names_listed: list[str]) -> None:
+    def _replace_nodes(self, listed: list[tuple[str, str | None]]) -> None:
         self.reloads += 1
-        names = set(names_listed) - {""}
+        names = {name for name, _ in listed} - {""}
+        platforms = {name: p for name, p in listed if name and p is not None}
         changed = names ^ self._nodes.names
+        changed |= {n for n in names if platforms.get(n) != self._nodes.platforms.get(n)}
         self._nodes.names = names
+        self._nodes.platforms = platforms
         self._refresh(changed)
 
     def _node_event(self, kind: str, obj: dict[str, Any]) -> None:
-        name = _key(obj)[1]
+        name, platform = _node_name(obj)
         if not name:
             return
         if kind == "DELETED":
+            self._nodes.platforms.pop(name, None)
             if name in self._nodes.names:
                 self._nodes.names.discard(name)
                 self._refresh({name})
-        elif name not in self._nodes.names:
+            return
+        known = self._nodes.platforms.get(name)
+        if platform is None:
+            self._nodes.platforms.pop(name, None)
+        else:
+            self._nodes.platforms[name] = platform
+        if name not in self._nodes.names:
             self._nodes.names.add(name)
+            self._refresh({name})
+        elif platform != known:  # labels changed the node's platform: its variants change
             self._refresh({name})
 
     # -- the table --------------------------------------------------------------------------------
@@ -567,7 +587,7 @@ class KubeFeatures:
             new = merged if merged is not None and exists else None
             old = self._table.node_features(node)
             if new is not None:
-                self._table.set_node(new)
+                self._table.set_node(new, self._nodes.platforms.get(node))
             else:
                 self._table.remove_node(node)
             if self.on_change is not None and old is not new:

@@ -18,15 +18,16 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import cachetools
 
 from extender.images import ImageScope
-from extender.sources.base import KnownImages, SpecSource
+from extender.sources.base import KnownImages, SpecSource, lookup_image
 from extender.spec.model import Spec
+from extender.spec.variants import ImageSpec
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,10 @@ class SharedLookups:
     ) -> None:
         self.inner = inner
         self.scope = scope or ImageScope()
-        self.flight: SingleFlight[str, Spec | None] = SingleFlight()
+        #: one running lookup per (image, platforms asked; None for :meth:`lookup`)
+        self.flight: SingleFlight[tuple[str, tuple[str, ...] | None], Spec | ImageSpec | None] = (
+            SingleFlight()
+        )
         self.counts = LookupCounts()
         self._logged: cachetools.TTLCache[str, None] = cachetools.TTLCache(
             maxsize=4096, ttl=FAILURE_LOG_SECONDS, timer=clock
@@ -103,7 +107,8 @@ class SharedLookups:
             self.counts.out_of_scope += 1
             return None
         try:
-            spec = await self.flight.do(image, lambda: self.inner.lookup(image))
+            found = await self.flight.do((image, None), lambda: self.inner.lookup(image))
+            spec = found.spec if isinstance(found, ImageSpec) else found
         except Exception as exc:
             self.counts.error += 1
             if image not in self._logged:
@@ -116,6 +121,28 @@ class SharedLookups:
             self.counts.spec += 1
             self._with_spec[image] = None
         return spec
+
+    async def lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
+        """:meth:`lookup` for a multi-arch-aware caller: one shared lookup per (image, platforms)."""
+        if not self.scope.covers(image):
+            self.counts.out_of_scope += 1
+            return None
+        asked = tuple(platforms)
+        try:
+            done = await self.flight.do((image, asked), lambda: lookup_image(self.inner, image, asked))
+            found = done if isinstance(done, ImageSpec) or done is None else ImageSpec(image, done)
+        except Exception as exc:
+            self.counts.error += 1
+            if image not in self._logged:
+                self._logged[image] = None
+                log.warning("spec lookup for image %s failed: %s", image, exc)
+            raise
+        if found is None:
+            self.counts.no_spec += 1
+        else:
+            self.counts.spec += 1
+            self._with_spec[image] = None
+        return found
 
     def known_images(self) -> list[str]:
         """The images the source itself lists (a mapping file), then those recently found with a

@@ -32,14 +32,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from extender.decide import ImageSpec, MissingFeatures, fits
+from extender.decide import ImageSpec, MissingFeatures, MissingPlatform, fits
 from extender.errors import KubeError
 from extender.features.nodefeature import NodeFeatures
-from extender.sources.base import SpecSource
+from extender.sources.base import SpecSource, lookup_image
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,9 @@ class WakeUps:
         interval: float = 5.0,
         max_writes: int = 20,
         missing_features: MissingFeatures = "fail",
+        missing_platform: MissingPlatform = "fail",
+        platforms: Callable[[], Sequence[str]] = tuple,
+        platform_of: Callable[[str], str | None] = lambda node: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if interval <= 0 or max_writes < 1:
@@ -109,6 +112,11 @@ class WakeUps:
         self.interval = interval
         self.max_writes = max_writes
         self.missing_features = missing_features
+        self.missing_platform = missing_platform
+        #: the platforms of the cluster's nodes, and one node's (multi-arch images: the variant a node
+        #: is judged by); the feature table's, in the server
+        self.platforms = platforms
+        self.platform_of = platform_of
         self.clock = clock
         self.counts = WakeUpCounts()
         self._before: dict[str, NodeFeatures | None] = {}  # node -> features before its first change
@@ -146,7 +154,11 @@ class WakeUps:
         if not wanted:
             self.counts.no_pending += len(after)
             return 0
-        flipped = [node for node in after if self._flips(wanted, before[node], after[node])]
+        flipped = [
+            node
+            for node in after
+            if self._flips(wanted, before[node], after[node], self.platform_of(node) or "")
+        ]
         self.counts.no_flip += len(after) - len(flipped)
         stamp = _rfc3339(self.clock())
         sent = 0
@@ -197,11 +209,12 @@ class WakeUps:
         wanted: list[tuple[tuple[ImageSpec, ...], frozenset[str] | None]],
         old: NodeFeatures | None,
         new: NodeFeatures | None,
+        platform: str,
     ) -> bool:
-        mf = self.missing_features
+        mf, mp = self.missing_features, self.missing_platform
         return any(
-            fits(images, new, tags=tags, missing_features=mf)
-            and not fits(images, old, tags=tags, missing_features=mf)
+            fits(images, new, tags=tags, missing_features=mf, platform=platform, missing_platform=mp)
+            and not fits(images, old, tags=tags, missing_features=mf, platform=platform, missing_platform=mp)
             for images, tags in wanted
         )
 
@@ -212,18 +225,29 @@ class WakeUps:
         pods = list(self.pods.pending_pods())
         with_spec: dict[str, ImageSpec] = {}
         failed: set[str] = set()
+        platforms = self.platforms()
         for image in {image for pod in pods for image in pod.images}:
             try:
-                spec = await self.specs.lookup(image)
+                found = await lookup_image(self.specs, image, platforms)
             except Exception:  # counted and logged by the lookups; this pod's verdict is not known
                 failed.add(image)
                 continue
-            if spec is not None:
-                with_spec[image] = ImageSpec(image, spec)
+            if found is not None:
+                with_spec[image] = found
         out: dict[tuple[tuple[str, ...], frozenset[str] | None], tuple[ImageSpec, ...]] = {}
         for pod in pods:
             specs = tuple(with_spec[i] for i in pod.images if i in with_spec)
             if not specs or failed.intersection(pod.images):
                 continue
-            out.setdefault((tuple(s.spec.digest for s in specs), pod.tags), specs)
+            out.setdefault((tuple(_identity(s) for s in specs), pod.tags), specs)
         return [(specs, tags) for (_, tags), specs in out.items()]
+
+
+def _identity(item: ImageSpec) -> str:
+    """What makes two images' requirements the same: the digests of their specs, per platform."""
+    if item.variants is None:
+        return item.spec.digest if item.spec is not None else ""
+    return ";".join(
+        f"{p}={'-' if v is None else (v.spec.digest if v.spec is not None else '')}"
+        for p, v in sorted(item.variants.items())
+    )

@@ -7,13 +7,19 @@ The path of a cold lookup (``registry/repo:tag``), one request each once auth is
 3. the chosen artifact's manifest, by digest;
 4. the spec layer blob, by digest.
 
-By digest (``repo@sha256:...``) step 1 is skipped. Only when the digest has no artifact and is an
-index is the configured platform's child asked too (what NFD's ``--platform`` does, as a fallback).
+By digest (``repo@sha256:...``) step 1 still runs once (cached): whether it is an index decides the rest.
+
+A multi-arch index is looked up per platform (:meth:`RegistrySpecs.lookup_variants`, the platforms of
+the cluster's nodes): the index's own artifact and, for each platform asked that the index has, that
+child's artifact; a node is judged by its child's artifact, else by the index's
+(:mod:`extender.spec.variants`). That is one referrers round trip more per platform present in the
+cluster, none for platforms no node has, and each is cached per digest. :meth:`RegistrySpecs.lookup`
+answers for one platform, ``registry.platform``.
 
 Caches, all bounded in entries and bytes (:class:`BoundedCache`):
 
-* ``tags``: tag reference -> digest (and the platform child), a short TTL: tags move;
-* ``referrers``: image digest -> the chosen artifact, a longer TTL: artifacts are attached later;
+* ``tags``: reference -> digest (and an index's children by platform), a short TTL: tags move;
+* ``referrers``: image or child digest -> the chosen artifact, a longer TTL: artifacts are attached later;
 * ``negative``: image digest -> "no artifact", a short TTL;
 * ``specs``: artifact digest -> parsed spec (or the SpecError it gave), LRU: content-addressed, never
   stale.
@@ -29,24 +35,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from extender.caching import BoundedCache
 from extender.errors import ExtenderError, ManifestError, SpecError, SpecLookupError
 from extender.images import ImageRef, parse_reference
-from extender.platforms import Platform
+from extender.platforms import Platform, platform_key
 from extender.sources.registry.client import Fetched, Referrers, RegistryClient
 from extender.sources.registry.manifests import (
+    MANIFEST_TYPES,
     Descriptor,
     ImageIndex,
     ImageManifest,
     select_artifact,
-    select_platform,
     spec_layer,
     untyped_referrers,
 )
 from extender.spec.model import ARTIFACT_TYPE, Spec
 from extender.spec.parse import SpecLimits, parse_spec
+from extender.spec.variants import Child, ImageSpec, resolve_variants
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +78,29 @@ class Found:
 
     image: str
     digest: str  # what the reference resolved to
-    subject: str  # the digest the artifact refers to (``digest``, or the platform child's)
+    subject: str  # the digest the artifact refers to (the platform child's, or ``digest``)
     artifact: Descriptor | None
     listings: tuple[tuple[str, Referrers], ...] = field(default=())  # subject digest -> listing
+    platform: str = ""  # the platform asked, when ``digest`` is an index
+    child: str = ""  # that platform's child ("" when the index has none, or no index)
+    is_index: bool = False
+    platforms: tuple[str, ...] = ()  # every platform the index has a child for
 
 
 @dataclass(frozen=True, slots=True)
 class _Choice:
     artifact: Descriptor
-    subject: str
 
 
 @dataclass(frozen=True, slots=True)
 class _Tag:
     digest: str
-    child: str  # the platform child's digest when ``digest`` is an index ("" otherwise / unknown)
     is_index: bool
+    children: tuple[tuple[str, str], ...] = ()  # an index's (platform key, child digest), index order
+
+    def child(self, platform: str) -> str:
+        """The first child for ``platform`` (a key), "" when the index has none."""
+        return next((d for p, d in self.children if p == platform), "")
 
 
 class RegistrySpecs:
@@ -141,9 +156,21 @@ class RegistrySpecs:
     # -- SpecSource --------------------------------------------------------------------------------
 
     async def lookup(self, image: str) -> Spec | None:
+        """The spec a node of ``registry.platform`` is judged by (the index's when the index has no
+        child for it)."""
+        key = platform_key(self.platform)
+        found = await self.lookup_variants(image, (key,))
+        if found is None:
+            return None
+        variant = found.variant(key)
+        return variant.spec if variant is not None else found.spec
+
+    async def lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
+        """What ``image`` requires of nodes of each of ``platforms`` (keys); ``None`` when it has
+        no artifact for any of them (nor on the index)."""
         try:
             async with asyncio.timeout(self.lookup_seconds):
-                spec = await self._lookup(image)
+                found = await self._lookup_variants(image, platforms)
         except TimeoutError:
             message = f"{image}: registry lookup did not finish within {self.lookup_seconds:g}s"
             self._failed(image, message)
@@ -153,59 +180,109 @@ class RegistrySpecs:
             self._failed(image, message)
             raise SpecLookupError(message) from exc
         self._errors.pop(image, None)
-        return spec
+        return found
 
-    async def _lookup(self, image: str) -> Spec | None:
+    async def _lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
         ref = parse_reference(image)
         self.client.check_allowed(ref)
-        found = await self.find(ref)
-        if found.artifact is None:
+        tag = await self._resolve(ref)
+        artifact = await self._artifact_of(ref, tag.digest)
+        spec = await self.spec(ref, artifact) if artifact is not None else None
+        index_artifact = artifact.digest if artifact is not None else ""
+        if not tag.is_index:
+            return None if spec is None else ImageSpec(image, spec, None, tag.digest, index_artifact)
+        asked = list(dict.fromkeys(platforms))
+        found = await asyncio.gather(*(self._child(ref, tag.child(p)) for p in asked))
+        result = resolve_variants(
+            image,
+            spec,
+            dict(zip(asked, found, strict=True)),
+            digest=tag.digest,
+            index_artifact=index_artifact,
+        )
+        return result if result.has_spec else None
+
+    async def _child(self, ref: ImageRef, digest: str) -> Child | None:
+        if not digest:
             return None
-        return await self.spec(ref, found.artifact)
+        artifact = await self._artifact_of(ref, digest)
+        if artifact is None:
+            return Child(digest, None)
+        return Child(digest, await self.spec(ref, artifact), artifact.digest)
 
     # -- steps -----------------------------------------------------------------------------------
 
-    async def find(self, ref: ImageRef, *, use_cache: bool = True) -> Found:
-        """The artifact to use for ``ref`` (``artifact`` is ``None`` when it has none)."""
-        fetched: Fetched | None = None
-        tag_key = str(ref)
-        tag = self.tags.get(tag_key) if use_cache else None
-        if tag is None and not ref.digest:
-            fetched = await self.client.manifest(ref, what="image")
-            tag = self._remember_tag(tag_key, fetched)
-        digest = tag.digest if tag is not None else ref.digest
+    async def find(self, ref: ImageRef, *, use_cache: bool = True, platform: Platform | None = None) -> Found:
+        """The artifact a node of ``platform`` (default ``registry.platform``) is judged by, with the
+        listings read to find it (``artifact`` is ``None`` when there is none): the platform child's
+        own when ``ref`` is an index and the child has one, else the index's (or the image's)."""
+        tag = await self._resolve(ref, use_cache=use_cache)
+        listings: list[tuple[str, Referrers]] = []
+        key = platform_key(platform or self.platform)
+        platforms = tuple(dict.fromkeys(p for p, _ in tag.children))
+        child = tag.child(key) if tag.is_index else ""
+        if child:
+            artifact = await self._artifact_of(ref, child, listings, use_cache=use_cache)
+            if artifact is not None:
+                return Found(
+                    str(ref), tag.digest, child, artifact, tuple(listings), key, child, True, platforms
+                )
+        artifact = await self._artifact_of(ref, tag.digest, listings, use_cache=use_cache)
+        return Found(
+            str(ref),
+            tag.digest,
+            tag.digest,
+            artifact,
+            tuple(listings),
+            key if tag.is_index else "",
+            child,
+            tag.is_index,
+            platforms,
+        )
+
+    async def _resolve(self, ref: ImageRef, *, use_cache: bool = True) -> _Tag:
+        """What ``ref`` points at: its digest and, for an index, its children by platform."""
+        key = str(ref)
+        tag = self.tags.get(key) if use_cache else None
+        if tag is None:
+            fetched = await self.client.manifest(ref, ref.digest or None, what="image")
+            tag = self._remember_tag(key, fetched)
+        return tag
+
+    async def _artifact_of(
+        self,
+        ref: ImageRef,
+        digest: str,
+        listings: list[tuple[str, Referrers]] | None = None,
+        *,
+        use_cache: bool = True,
+    ) -> Descriptor | None:
+        """The artifact chosen among the referrers of exactly ``digest`` (cached per digest)."""
         key = (ref.api_host, ref.repository, digest)
         if use_cache:
             if self.negative.get(key):
-                return Found(str(ref), digest, digest, None)
+                return None
             cached = self.referrers.get(key)
             if cached is not None:
-                return Found(str(ref), digest, cached.subject, cached.artifact)
-        listings: list[tuple[str, Referrers]] = []
-        chosen = await self._choose(ref, digest, listings)
-        subject = digest
-        if chosen is None:
-            if tag is None:  # by digest: is it an index? (only asked when it has no artifact itself)
-                fetched = await self.client.manifest(ref, digest, what="image")
-                tag = self._remember_tag(tag_key, fetched)
-            if tag.child:
-                subject = tag.child
-                chosen = await self._choose(ref, tag.child, listings)
+                return cached.artifact
+        chosen = await self._choose(ref, digest, listings if listings is not None else [])
         self.reloads += 1
         if chosen is None:
             self.negative.put(key, True)
             self.referrers.pop(key)
         else:
-            self.referrers.put(key, _Choice(chosen, subject))
+            self.referrers.put(key, _Choice(chosen))
             self.negative.pop(key)
-        return Found(str(ref), digest, subject, chosen, tuple(listings))
+        return chosen
 
     def _remember_tag(self, key: str, fetched: Fetched) -> _Tag:
-        child = ""
+        children: list[tuple[str, str]] = []
         if isinstance(fetched.document, ImageIndex):
-            d = select_platform(fetched.document, self.platform)
-            child = d.digest if d is not None else ""
-        tag = _Tag(fetched.digest, child, fetched.is_index)
+            for d in fetched.document.manifests:
+                # nested indexes and children without a platform (attestations) are no variant
+                if d.platform is not None and d.media_type in MANIFEST_TYPES:
+                    children.append((platform_key(d.platform), d.digest))
+        tag = _Tag(fetched.digest, fetched.is_index, tuple(children))
         self.tags.put(key, tag)
         return tag
 
