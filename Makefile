@@ -73,7 +73,8 @@ run: $(RUN_STAMP)
 	$(RUN_BIN)/compat-extender serve --config config/extender.yaml
 
 # Every scenario at its default node counts (up to 50,000 nodes: ~10-15 min on a quiet 2-core machine,
-# ~5.5 GiB of RAM at the peak), then the plot. Results: benchmarks/results/{<scenario>.json,<scenario>.md,summary.md,latency.png}.
+# ~5.5 GiB of RAM at the peak), then the plot. Results: benchmarks/out/{<scenario>.json,<scenario>.md,summary.md,latency.png},
+# git-ignored; benchmarks/results/ holds the published figures (copy a run there to publish it).
 # One scenario or other sizes: .venv/bin/python -m benchmarks run --scenario http --nodes 500,5000
 bench: $(STAMP) $(REGISTRY)
 	$(BIN)/python -m benchmarks run
