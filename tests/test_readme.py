@@ -9,7 +9,8 @@
   service to;
 * the prerequisites name the Python version pyproject.toml requires, and the supported Kubernetes
   version is the minor of the kube-scheduler that deploy/ runs;
-* every `make` target the README names exists.
+* every `make` target the README names exists;
+* no heading of the README or of docs/ names an issue number: a heading says what a section holds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ NODE = re.compile(
 EXAMPLE_PATH = re.compile(r"(?<![\w./-])examples/(?P<path>[\w./-]*[\w/])")
 #: the extender's own image: a placeholder for `make image IMAGE=...`, not an example
 OWN_IMAGE = "compat-extender"
+#: "issue 18", "Issue #3", "(#16)"
+ISSUE_NUMBER = re.compile(r"(?i)\bissues?\s*#?\s*\d+|(?<![\w&])#\d+\b")
 
 
 def pages() -> list[Path]:
@@ -205,3 +208,16 @@ def test_the_make_targets_named_exist() -> None:
     named |= set(re.findall(r"^make ([a-z][\w-]*)", README.read_text(), flags=re.M))
     assert {"run", "test", "bench", "image"} <= named
     assert named <= targets, named - targets
+
+
+def test_no_heading_names_an_issue_number() -> None:
+    assert ISSUE_NUMBER.search("## Sizing (issue 16)") and ISSUE_NUMBER.search("### Startup, #16")
+    assert not ISSUE_NUMBER.search("### 5. Attach a spec to an image")
+    headings = [
+        f"{path.name}: {line}"
+        for path in pages()
+        for line in path.read_text().splitlines()
+        if re.match(r"#{1,6} ", line)
+    ]
+    assert len(headings) > 50  # the scan reads the pages
+    assert [h for h in headings if ISSUE_NUMBER.search(h)] == []
