@@ -1,8 +1,14 @@
 # Every install step lives here: CI runs `make test` on a clean clone.
 PYTHON ?= python3
+# Two virtualenvs: .venv has everything `make test` and `make bench` use (the package with its `test`
+# and `bench` extras: pytest, mypy, ruff, kubectl, hadolint, matplotlib...); .venv-run has only what
+# serving needs (the package and its runtime dependencies), so `make run` installs nothing else.
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN_VENV  := .venv-run
+RUN_BIN   := $(RUN_VENV)/bin
+RUN_STAMP := $(RUN_VENV)/.installed
 
 .PHONY: test lint typecheck unit bench run clean fuzz mutate image
 
@@ -16,6 +22,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
+
+# The runtime only (pyproject's `dependencies`, no extras): what `make run` serves with.
+$(RUN_STAMP): pyproject.toml
+	test -x $(RUN_BIN)/python || $(PYTHON) -m venv $(RUN_VENV)
+	$(RUN_BIN)/pip install --quiet --upgrade pip
+	$(RUN_BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
 
 # ruff, and the layer contract of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 lint: $(STAMP)
@@ -51,15 +64,17 @@ mutate: $(STAMP)
 	COMPAT_FUZZ=quick $(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/python -m tests.mutation_report --out docs/mutation-report.md
 
-# The extender on the bundled examples (no cluster, no registry): http://127.0.0.1:8888
-run: $(STAMP)
+# The extender on the bundled examples (no cluster, no registry): http://127.0.0.1:8888, from the
+# runtime-only venv (.venv-run: no test, lint or bench tools)
+run: $(RUN_STAMP)
 	@echo "compat-extender: serving examples/ on http://127.0.0.1:8888 (Ctrl-C stops). Try:"
 	@echo "  curl -s -X POST http://127.0.0.1:8888/filter -H 'Content-Type: application/json' -d @examples/requests/filter-dpdk.json"
 	@echo "  curl -s 'http://127.0.0.1:8888/debug/explain?image=registry.example.com/telco/dpdk-app:23.11&node=gpu-h100-01&format=text'"
-	$(BIN)/compat-extender serve --config config/extender.yaml
+	$(RUN_BIN)/compat-extender serve --config config/extender.yaml
 
 # Every scenario at its default node counts (up to 50,000 nodes: ~10-15 min on a quiet 2-core machine,
-# ~5.5 GiB of RAM at the peak), then the plot. Results: benchmarks/results/{<scenario>.json,<scenario>.md,summary.md,latency.png}.
+# ~5.5 GiB of RAM at the peak), then the plot. Results: benchmarks/out/{<scenario>.json,<scenario>.md,summary.md,latency.png},
+# git-ignored; benchmarks/results/ holds the published figures (copy a run there to publish it).
 # One scenario or other sizes: .venv/bin/python -m benchmarks run --scenario http --nodes 500,5000
 bench: $(STAMP) $(REGISTRY)
 	$(BIN)/python -m benchmarks run
@@ -84,4 +99,4 @@ image:
 	echo "deploy/ runs $$image ($(IMAGE_KUSTOMIZATION)); push it before applying"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) $(RUN_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .import_linter_cache

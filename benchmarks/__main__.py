@@ -1,13 +1,16 @@
 """``python -m benchmarks run|plot|list``: the benchmark harness's command line.
 
     python -m benchmarks run [--scenario matcher,http,...] [--nodes 100,1000,...] [--quick]
-                             [--out benchmarks/results] [--seed N]
-    python -m benchmarks plot [--results benchmarks/results] [--out benchmarks/results/latency.png]
+                             [--out benchmarks/out] [--seed N]
+    python -m benchmarks plot [--results benchmarks/out] [--out benchmarks/out/latency.png]
     python -m benchmarks list
 
 ``run`` shows its progress on stderr, writes ``<out>/<scenario>.json`` and ``.md`` per scenario and
 ``<out>/summary.md``, and prints the summary. ``--nodes`` replaces every chosen scenario's own node
 counts (``list`` says what a node count means in each). Exit status 1 if a scenario failed.
+
+The default folder, ``benchmarks/out/``, is git-ignored: a run does not touch the published figures
+in ``benchmarks/results/`` (``plot --results benchmarks/results`` redraws their plot).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks.harness import DEFAULT_OUT, SCENARIOS, run
+from benchmarks import harness
+from benchmarks.harness import SCENARIOS, run
 from benchmarks.report import parse_sizes
 
 
@@ -33,6 +37,7 @@ def _scenarios(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    default_out = harness.DEFAULT_OUT  # read here, not at import: tests point it elsewhere
     p = argparse.ArgumentParser(prog="python -m benchmarks", description="The benchmark harness.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -50,11 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated node counts for every chosen scenario (default: each scenario's own)",
     )
     r.add_argument("--quick", action="store_true", help="smoke sizes and repeats (checks the harness only)")
-    r.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results directory (default {DEFAULT_OUT})")
+    r.add_argument(
+        "--out",
+        type=Path,
+        default=default_out,
+        help=f"results directory (default {default_out}, git-ignored)",
+    )
     r.add_argument("--seed", type=int, default=0, help="cluster and spec generator seed")
 
     pl = sub.add_parser("plot", help="draw p50/p99 against node count for every scenario (PNG)")
-    pl.add_argument("--results", type=Path, default=DEFAULT_OUT, help="directory of <scenario>.json files")
+    pl.add_argument(
+        "--results",
+        type=Path,
+        default=default_out,
+        help=f"directory of <scenario>.json files (default {default_out})",
+    )
     pl.add_argument("--out", type=Path, default=None, help="PNG path (default <results>/latency.png)")
 
     sub.add_parser("list", help="the scenarios, their node counts and baselines")

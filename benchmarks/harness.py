@@ -13,6 +13,10 @@ scenario's own numbers (requests/s, MiB, updates/s). The harness writes, per sce
 ``<out>/<scenario>.md`` (its log and tables), and rebuilds ``<out>/summary.md`` from every scenario's
 JSON present in ``<out>`` (so re-running one scenario keeps the others' rows; each says when it ran).
 
+``<out>`` is ``benchmarks/out/`` unless ``--out`` says otherwise: a git-ignored folder, so a run never
+rewrites the published figures in ``benchmarks/results/`` (``PUBLISHED``), which the docs cite. To
+publish a run, copy its files there (or run with ``--out benchmarks/results``) and commit them.
+
 Nothing here judges a time: goals are printed as measured, met or not, for a human to weigh with the
 machine's load (also recorded).
 """
@@ -38,6 +42,8 @@ from benchmarks.progress import Progress, Steps
 from benchmarks.report import fmt_ms, machine_facts
 
 __all__ = [
+    "DEFAULT_OUT",
+    "PUBLISHED",
     "SCENARIOS",
     "Row",
     "RunContext",
@@ -49,7 +55,10 @@ __all__ = [
 ]
 
 SCHEMA = 1
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+#: where a run writes unless told otherwise: git-ignored (.gitignore), never the published figures
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+#: the published figures (tracked; the performance and sizing docs cite them)
+PUBLISHED = Path(__file__).resolve().parent / "results"
 Metric = Literal["latency", "memory"]
 
 
@@ -319,14 +328,17 @@ def run(
     nodes: tuple[int, ...] | None = None,
     quick: bool = False,
     seed: int = 0,
-    out_dir: Path = DEFAULT_OUT,
+    out_dir: Path | None = None,
     progress_stream: TextIO | None = None,
     tty: bool | None = None,
     argv: Sequence[str] | None = None,
     err: TextIO | None = None,
 ) -> tuple[list[str], list[str]]:
     """Run the named scenarios in registry order; returns (succeeded, failed). A failing scenario is
-    reported on ``err`` and the others still run; its previous results (if any) are left alone."""
+    reported on ``err`` and the others still run; its previous results (if any) are left alone.
+    ``out_dir`` defaults to ``DEFAULT_OUT``, read at call time."""
+    if out_dir is None:
+        out_dir = DEFAULT_OUT
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")

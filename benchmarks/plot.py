@@ -5,6 +5,10 @@ were measured against in the same run; both axes are logarithmic (node counts an
 orders of magnitude). The memory panel draws RSS (MiB) instead of latency, with its floor. Rows
 marked ``plotted: false`` (points off the node-count axis, e.g. the spec-size sweep) are left out.
 
+Each panel's legend sits below its axes, never over the data, and the figure is laid out by
+matplotlib's constrained layout and saved with ``bbox_inches="tight"``, so no title or legend is cut
+off (``layout_problems`` checks a drawn figure for both).
+
 matplotlib is an optional dependency (``pip install -e '.[bench]'``), used with the Agg backend (no
 display needed).
 """
@@ -12,6 +16,7 @@ display needed).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,8 +25,9 @@ from benchmarks.harness import load_results
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-__all__ = ["PlotError", "plot"]
+__all__ = ["PlotError", "figure", "layout_problems", "plot"]
 
 _GREYS = ("0.35", "0.55", "0.7", "0.45", "0.6", "0.8")
 _MEMORY_SERIES = (
@@ -98,50 +104,108 @@ def _memory_panel(ax: Axes, doc: dict[str, Any]) -> None:
     ax.set_ylabel("MiB (log)")
 
 
-def plot(results_dir: Path, out: Path) -> Path:
-    """Draw every scenario found in ``results_dir`` into ``out`` (PNG). Returns ``out``."""
+def _pyplot() -> Any:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import FuncFormatter
     except ImportError as exc:  # pragma: no cover - the bench extra is installed by the Makefile
         raise PlotError(f"matplotlib is not installed ({exc}): pip install -e '.[bench]'") from None
+    return plt
+
+
+def figure(docs: list[dict[str, Any]]) -> Figure:
+    """One panel per scenario document (``load_results``), legends below the axes. The caller closes
+    it (``matplotlib.pyplot.close``)."""
+    if not docs:
+        raise PlotError("no results to plot")
+    plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
+
+    cols = 1 if len(docs) == 1 else 2
+    nrows = math.ceil(len(docs) / cols)
+    fig: Figure
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(7.5 * cols, 6.2 * nrows), squeeze=False, layout="constrained"
+    )
+    flat = list(axes.flat)
+    for ax, doc in zip(flat, docs, strict=False):
+        if doc["metric"] == "memory":
+            _memory_panel(ax, doc)
+        else:
+            _latency_panel(ax, doc)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(_plain))
+            axis.set_minor_formatter(FuncFormatter(_minor))
+        ax.set_xlabel(f"nodes: {doc['nodes_mean']}", fontsize=8)
+        ax.set_title(textwrap.fill(_title(doc), 70), fontsize=10)
+        ax.grid(True, which="both", linewidth=0.3, alpha=0.6)
+        # below the axes (under the x label), in columns: it never covers a data point
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    for ax in flat[len(docs) :]:
+        ax.set_visible(False)
+    m = docs[-1]["machine"]
+    started = min(d["started"] for d in docs)[:10]
+    fig.suptitle(
+        textwrap.fill(
+            f"nfd-compat-extender benchmarks: {m['cpu']}, nproc {m['nproc']}, python {m['python']} "
+            f"(runs from {started}; greys are each panel's baselines)",
+            60 * cols,
+        ),
+        fontsize=10,
+    )
+    return fig
+
+
+def layout_problems(fig: Figure) -> list[str]:
+    """What is wrong with a figure's layout once drawn: a title (the figure's or a panel's) or a
+    legend that reaches outside the figure, or a legend that overlaps any panel's plotting area."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    page = fig.bbox
+    problems: list[str] = []
+
+    def inside(box: Any) -> bool:
+        return bool(
+            box.x0 >= page.x0 - 0.5
+            and box.y0 >= page.y0 - 0.5
+            and box.x1 <= page.x1 + 0.5
+            and box.y1 <= page.y1 + 0.5
+        )
+
+    for text in fig.texts:  # the suptitle
+        if text.get_text() and not inside(text.get_window_extent(renderer)):
+            problems.append(f"the figure's title is clipped: {text.get_text()!r}")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    for ax in visible:
+        title = ax.title
+        if title.get_text() and not inside(title.get_window_extent(renderer)):
+            problems.append(f"panel title clipped: {title.get_text()!r}")
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent(renderer)
+        if not inside(box):
+            problems.append(f"legend of {title.get_text()!r} reaches outside the figure")
+        for other in visible:
+            if box.overlaps(other.bbox):
+                problems.append(f"legend of {title.get_text()!r} covers the panel {other.title.get_text()!r}")
+    return problems
+
+
+def plot(results_dir: Path, out: Path) -> Path:
+    """Draw every scenario found in ``results_dir`` into ``out`` (PNG). Returns ``out``."""
+    plt = _pyplot()
     docs = load_results(results_dir)
     if not docs:
         raise PlotError(f"no results in {results_dir}: run `python -m benchmarks run` first")
-    cols = 1 if len(docs) == 1 else 2
-    nrows = math.ceil(len(docs) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(7.5 * cols, 4.8 * nrows), squeeze=False)
+    fig = figure(docs)
     try:
-        flat = list(axes.flat)
-        for ax, doc in zip(flat, docs, strict=False):
-            if doc["metric"] == "memory":
-                _memory_panel(ax, doc)
-            else:
-                _latency_panel(ax, doc)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            for axis in (ax.xaxis, ax.yaxis):
-                axis.set_major_formatter(FuncFormatter(_plain))
-                axis.set_minor_formatter(FuncFormatter(_minor))
-            ax.set_xlabel(f"nodes: {doc['nodes_mean']}", fontsize=8)
-            ax.set_title(_title(doc), fontsize=10)
-            ax.grid(True, which="both", linewidth=0.3, alpha=0.6)
-            ax.legend(fontsize=6, loc="best", framealpha=0.7)
-        for ax in flat[len(docs) :]:
-            ax.set_visible(False)
-        m = docs[-1]["machine"]
-        started = min(d["started"] for d in docs)[:10]
-        fig.suptitle(
-            f"nfd-compat-extender benchmarks: {m['cpu']}, nproc {m['nproc']}, python {m['python']} "
-            f"(runs from {started}; greys are each panel's baselines)",
-            fontsize=10,
-        )
-        fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
+        fig.savefig(out, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
     return out

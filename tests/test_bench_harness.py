@@ -2,30 +2,51 @@
 in this process where it can (the throughput servers and the memory probes are child processes by
 design), and its outputs have the promised shape: JSON rows with the same keys, the node counts asked
 for, positive numbers, p50 ≤ p99, baselines next to every latency; a Markdown file per scenario; a
-summary with one table row per result row; a real PNG. Nothing here compares a time with a limit:
-wall-clock numbers are for humans on quiet machines, not for CI."""
+summary with one table row per result row; a real PNG whose titles are not clipped and whose legends
+cover no data. A run writes to the git-ignored ``benchmarks/out/`` unless told otherwise, never over the
+published figures in ``benchmarks/results/``. Nothing here compares a time with a limit: wall-clock
+numbers are for humans on quiet machines, not for CI."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
+import re
 import shutil
+import subprocess
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import matplotlib.image
+import matplotlib.pyplot as plt
 import pytest
 
+from benchmarks import harness
 from benchmarks.__main__ import main
-from benchmarks.harness import SCENARIOS, Row, RunContext, Scenario, ScenarioResult, format_ratio, run
+from benchmarks.harness import (
+    DEFAULT_OUT,
+    PUBLISHED,
+    SCENARIOS,
+    Row,
+    RunContext,
+    Scenario,
+    ScenarioResult,
+    format_ratio,
+    load_results,
+    run,
+)
 from benchmarks.http import QUICK_NODES as HTTP_NODE_OBJECTS
 from benchmarks.matcher import run_benchmark as run_matcher
+from benchmarks.plot import figure, layout_problems
 from benchmarks.progress import Progress, format_elapsed
 from benchmarks.specgen import SIZES as SPEC_SIZES
 
 NODES = (40, 120)
+ROOT = Path(__file__).resolve().parent.parent
+#: "issue 16", "Issue #3", "#16": a heading of the output must say what it measures, not where it was asked
+ISSUE_NUMBER = re.compile(r"(?i)\bissues?\s*#?\s*\d+|(?<![\w&])#\d+\b")
 ROW_KEYS = {f.name for f in fields(Row)}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -206,6 +227,50 @@ def test_plot_writes_a_png(results: tuple[Path, str, str], tmp_path: Path) -> No
     assert f"wrote {target}" in out.getvalue()
 
 
+def test_the_plot_has_whole_titles_and_legends_off_the_data(results: tuple[Path, str, str]) -> None:
+    for docs in (load_results(results[0]), load_results(PUBLISHED)):
+        assert docs
+        fig = figure(docs)
+        try:
+            assert layout_problems(fig) == []
+            legends = [ax.get_legend() for ax in fig.axes if ax.get_visible()]
+            assert len(legends) == len(docs) and all(legend is not None for legend in legends)
+        finally:
+            plt.close(fig)
+
+
+def test_the_layout_check_sees_a_covering_legend_and_a_clipped_title() -> None:
+    """The check above can fail: a legend inside the axes and a title wider than the figure."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    try:
+        ax.plot([1, 10, 100], [1, 10, 100], label="data")
+        ax.legend(loc="upper left")
+        ax.set_title("a title far too long to fit on a figure only four inches wide, so it is cut off")
+        problems = layout_problems(fig)
+        assert any("covers the panel" in p for p in problems), problems
+        assert any("panel title clipped" in p for p in problems), problems
+    finally:
+        plt.close(fig)
+
+
+def _headings(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("#")]
+
+
+def test_no_heading_of_the_output_names_an_issue(results: tuple[Path, str, str]) -> None:
+    assert ISSUE_NUMBER.search("## Results for issue 16") and ISSUE_NUMBER.search("# Issue #3")
+    assert ISSUE_NUMBER.search("# Startup (#16)") and not ISSUE_NUMBER.search("# HTTP: 5,000 names")
+    for directory in (results[0], PUBLISHED):
+        pages = sorted(directory.glob("*.md"))
+        assert any(p.name == "summary.md" for p in pages) and len(pages) > 2
+        for page in pages:
+            headings = _headings(page.read_text())
+            assert headings, page
+            assert [h for h in headings if ISSUE_NUMBER.search(h)] == [], page
+    for doc in load_results(results[0]):
+        assert not ISSUE_NUMBER.search(doc["title"]), doc["title"]  # the plot's panel titles
+
+
 def test_plot_without_results_fails_cleanly(tmp_path: Path) -> None:
     err = io.StringIO()
     assert main(["plot", "--results", str(tmp_path)], out=io.StringIO(), err=err) == 2
@@ -218,9 +283,52 @@ def test_plot_without_results_fails_cleanly(tmp_path: Path) -> None:
 
 
 def run_scenario(ctx: RunContext) -> ScenarioResult:
-    """The 'boom' scenario below."""
-    ctx.progress.step("about to fail")
-    raise RuntimeError("boom")
+    """The scenarios 'boom' (fails) and 'tiny' (measures nothing, at once) below."""
+    ctx.progress.step("about to fail" if ctx.scenario == "boom" else "nothing to do")
+    if ctx.scenario == "boom":
+        raise RuntimeError("boom")
+    rows = [Row.latency("nothing", n, 1.0, 2.0, "nothing either", 1.0, 2.0, 1) for n in ctx.nodes]
+    return ScenarioResult(rows=rows, params={}, detail={}, markdown="nothing measured", notes=["a stub"])
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_default_output_folder_is_git_ignored_and_not_the_published_one() -> None:
+    assert DEFAULT_OUT == ROOT / "benchmarks" / "out"
+    assert PUBLISHED == ROOT / "benchmarks" / "results"
+    if shutil.which("git") is None or _git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        pytest.skip("not a git checkout: nothing to ignore files from")
+    # anything a run writes there is ignored, and no tracked file lives there
+    for name in ("summary.md", "http.json", "http.md", "latency.png"):
+        assert _git("check-ignore", "-q", f"benchmarks/out/{name}").returncode == 0, name
+    assert _git("ls-files", "benchmarks/out").stdout == ""
+    # the published figures are tracked and not ignored
+    published = _git("ls-files", "benchmarks/results").stdout.split()
+    assert {"benchmarks/results/summary.md", "benchmarks/results/latency.png"} <= set(published)
+    assert "benchmarks/results/memory.json" in published  # docs/deploy.md's sizing reads it
+    assert _git("check-ignore", "-q", "benchmarks/results/summary.md").returncode == 1
+
+
+def test_a_run_and_a_plot_write_to_the_default_folder_not_the_published_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --out and --results, run and plot use DEFAULT_OUT (pointed at a temporary folder here,
+    so the checkout's own benchmarks/out/ is left alone), and the published files stay byte for byte."""
+    published = {p: p.read_bytes() for p in PUBLISHED.iterdir() if p.is_file()}
+    assert published
+    out_dir = tmp_path / "out"
+    monkeypatch.setattr(harness, "DEFAULT_OUT", out_dir)
+    monkeypatch.setitem(SCENARIOS, "tiny", Scenario("tiny", "Tiny", __name__, (3, 5), (3,), "n", "nothing"))
+    out = io.StringIO()
+    assert main(["run", "--scenario", "tiny"], out=out, err=io.StringIO()) == 0
+    assert f"in {out_dir}" in out.getvalue()
+    assert sorted(p.name for p in out_dir.iterdir()) == ["summary.md", "tiny.json", "tiny.md"]
+    assert _doc(out_dir, "tiny")["nodes"] == [3, 5]
+    assert main(["plot"], out=io.StringIO(), err=io.StringIO()) == 0
+    assert (out_dir / "latency.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert {p: p.read_bytes() for p in PUBLISHED.iterdir() if p.is_file()} == published
 
 
 def test_a_failing_scenario_is_reported_and_the_others_still_run(

@@ -22,8 +22,8 @@ itself:
   scrapes the Service's port at /metrics;
 * the image is named in one place, which `make image IMAGE=...` rewrites (and `make test` does not
   need);
-* the extender's memory is README's sizing row for 5,000 nodes, whose streamed figures are
-  benchmarks/results/memory.json's;
+* the extender's memory is the sizing row for 5,000 nodes in docs/deploy.md, whose streamed figures
+  are benchmarks/results/memory.json's;
 * the validate-image Job's command parses with the real CLI parser.
 """
 
@@ -1014,7 +1014,7 @@ def test_service_monitor_scrapes_the_metrics_port(tmp_path: Path) -> None:
 
 # -- sizing ------------------------------------------------------------------------------------------
 
-README = ROOT / "README.md"
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 MEMORY_RESULTS = ROOT / "benchmarks" / "results" / "memory.json"
 MIB = {"Mi": 1, "Gi": 1024}
 
@@ -1027,9 +1027,9 @@ def _quantity_mib(quantity: str) -> int:
 
 
 def sizing_table() -> dict[str, list[str]]:
-    """README's sizing table: first cell (nodes) -> the row's cells."""
-    text = README.read_text()
-    start = text.index("### Sizing")
+    """The sizing table of docs/deploy.md: first cell (nodes) -> the row's cells."""
+    text = DEPLOY_DOC.read_text()
+    start = text.index("\n## Sizing\n") + 1
     rows: dict[str, list[str]] = {}
     for line in text[start:].splitlines()[1:]:
         if line.startswith("#"):
@@ -1048,7 +1048,7 @@ def _mib(cell: str) -> float:
     return float(number.replace(",", "")) * (1024 if unit == "GiB" else 1)
 
 
-def test_readme_sizing_is_the_measured_memory_and_the_deployment_follows_it() -> None:
+def test_the_sizing_table_is_the_measured_memory_and_the_deployment_follows_it() -> None:
     """The streamed column is benchmarks/results/memory.json; each row's memory is 1.3x the
     after-list figure rounded up to 128 MiB; the Deployment ships the 5,000-node row."""
     rows = sizing_table()
