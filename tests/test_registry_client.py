@@ -283,3 +283,47 @@ async def test_registry_down_is_an_error(env: Env) -> None:
     specs = RegistrySpecs(RegistryClient(env.transport), lookup_seconds=LOOKUP_SECONDS)
     with pytest.raises(SpecLookupError, match=r"ClientConnectorError|Connect"):
         await specs.lookup("127.0.0.1:9/app:1")
+
+
+# -- multi-arch images: a variant per platform ------------------------------------------------------
+
+AMD64, ARM64, S390X = "linux/amd64/v1", "linux/arm64/v8", "linux/s390x"
+
+
+async def test_multi_arch_variants_through_the_api(env: Env) -> None:
+    """An index with an artifact of its own and one on its arm64 child: the arm64 child's wins for
+    arm64 nodes, the index's applies to amd64 (whose child has none), and s390x, which the index
+    lacks, has no variant. Referrers are asked only for the digests the asked platforms need."""
+    amd = env.registry.put_image("app", platform="linux/amd64", layer=b"a")
+    arm = env.registry.put_image("app", platform="linux/arm64", layer=b"b")
+    index = env.registry.put_index("app", [amd, arm], "multi")
+    env.registry.put_artifact("app", index, OTHER)
+    env.registry.put_artifact("app", arm, SPEC)
+    specs = env.specs()
+    image = f"{env.host}/app:multi"
+    before = len(env.registry.requests)
+    found = await specs.lookup_variants(image, (AMD64, S390X))
+    asked = [r.path.rsplit("/", 1)[-1] for r in env.registry.requests[before:] if r.route == "referrers"]
+    assert asked == [index, amd]  # the index and amd64's child; never arm64's: no arm64 node asked
+    assert found is not None and found.digest == index and found.variants is not None
+    amd_variant = found.variants[AMD64]
+    assert amd_variant is not None and amd_variant.origin == "index" and amd_variant.manifest == amd
+    assert amd_variant.spec == parse_spec(OTHER)
+    assert found.variants[S390X] is None
+    found = await specs.lookup_variants(image, (AMD64, ARM64))
+    assert found is not None and found.variants is not None
+    arm_variant = found.variants[ARM64]
+    assert arm_variant is not None and arm_variant.origin == "platform" and arm_variant.manifest == arm
+    assert arm_variant.spec == parse_spec(SPEC)
+    # everything is cached per digest now: a third lookup costs no round trip
+    before = env.trips()
+    assert await specs.lookup_variants(image, (ARM64, AMD64, S390X)) is not None
+    assert env.trips() == before
+
+
+async def test_multi_arch_without_any_artifact_is_no_spec(env: Env) -> None:
+    """Only an image with an artifact somewhere is judged per platform: an index without any
+    imposes nothing, even on a platform it lacks (the kubelet's business, not this extender's)."""
+    amd = env.registry.put_image("app", platform="linux/amd64", layer=b"a")
+    env.registry.put_index("app", [amd], "bare")
+    assert await env.specs().lookup_variants(f"{env.host}/app:bare", (AMD64, ARM64)) is None

@@ -329,3 +329,30 @@ async def test_docker_config_credentials_are_read_and_follow_the_file(
         assert creds(distribution_auth.host) == Credentials(USER, PASSWORD) and creds.error == ""
     finally:
         await transport.close()
+
+
+async def test_multi_arch_variants_per_platform(distribution: Distribution, client: RegistryClient) -> None:
+    """Through the tag-schema fallback: an index with per-platform artifacts, with an index-level
+    one, with both (the platform's own wins), and a platform the index does not have."""
+    name = repo(distribution)
+    index, children = await push_index(client, name, "multi")
+    amd64, arm64, s390x = "linux/amd64/v1", "linux/arm64/v8", "linux/s390x"
+    image = f"{name}:multi"
+    await attach(client, children["arm64"].ref, SPEC)  # per platform: arm64 only
+    found = await specs_for(client).lookup_variants(image, (amd64, arm64, s390x))
+    assert found is not None and found.variants is not None and found.digest == index.digest
+    arm, amd = found.variants[arm64], found.variants[amd64]
+    assert arm is not None and arm.origin == "platform" and arm.spec == parse_spec(SPEC)
+    assert arm.manifest == children["arm64"].digest
+    assert amd is not None and amd.origin == "none" and amd.spec is None  # nothing to meet on amd64
+    assert found.variants[s390x] is None  # the index has no s390x child
+    await attach(client, parse_reference(image), SPEC_NEWER)  # and now one on the index too
+    found = await specs_for(client).lookup_variants(image, (amd64, arm64))
+    assert found is not None and found.variants is not None
+    arm, amd = found.variants[arm64], found.variants[amd64]
+    assert arm is not None and arm.origin == "platform" and arm.spec == parse_spec(SPEC)  # its own wins
+    assert amd is not None and amd.origin == "index" and amd.spec == parse_spec(SPEC_NEWER)
+    assert amd.artifact == found.artifact != ""
+    # lookup() answers for registry.platform
+    assert await specs_for(client, platform=Platform("linux", "arm64")).lookup(image) == parse_spec(SPEC)
+    assert await specs_for(client).lookup(image) == parse_spec(SPEC_NEWER)
