@@ -16,15 +16,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 from extender.cli import check_spec, explain, registry, server, validate
+from extender.http.metrics import build_info
 
 __all__ = ["main"]
 
 
+def version_line() -> str:
+    """What ``--version`` prints: the command, its version, and what ``compat_extender_build_info``
+    adds (the Python version, the source revision)."""
+    b = build_info()
+    return f"compat-extender {b['version']} (Python {b['python_version']}, revision {b['revision']})"
+
+
+class _Version(argparse.Action):
+    """``--version``: argparse's own action formats its text when the parser is built, which would
+    look the version up (``importlib.metadata``) on every run; this one does it only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        sys.stdout.write(version_line() + "\n")
+        parser.exit(0)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compat-extender", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
     server.add_parser(sub)
     check_spec.add_parser(sub)

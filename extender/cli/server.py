@@ -23,7 +23,7 @@ import orjson
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError
 from extender.http.app import AppSettings, build_app, build_debug_app
-from extender.http.metrics import Metrics
+from extender.http.metrics import Metrics, build_info
 from extender.http.tls import ReloadingContext, TlsFiles
 from extender.sources.from_config import open_sources, start_task
 
@@ -129,6 +129,13 @@ async def serve(
     ``on_listening`` gets the base URLs (main listener first) once they accept connections."""
     from aiohttp import web  # the pure commands (check-spec) do not need the server stack
 
+    build = build_info()
+    log.info(
+        "compat-extender %s starting (Python %s, revision %s)",
+        build["version"],
+        build["python_version"],
+        build["revision"],
+    )
     tls = tls_from(config)  # before the sources: a bad certificate stops startup at once
     stop = stop or asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:
