@@ -9,7 +9,10 @@
     compat-extender explain --image REF [--node NAME]   (cli/explain.py)
 
 Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject; ``validate-node``
-and ``explain``: incompatible), 2 bad usage, configuration or any other error.
+and ``explain``: incompatible; ``attach``: a spec not pushed; ``discover``: no artifact), 2 bad
+usage, configuration or any other error. Each command's ``--help`` has a description, examples and
+its exit codes (:data:`EPILOG` here for the command itself); ``tests/test_cli_help.py`` holds them to
+the code.
 """
 
 from __future__ import annotations
@@ -45,10 +48,35 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
+DESCRIPTION = """\
+A kube-scheduler extender that places pods only on nodes that can run their images, by the images'
+NFD compatibility specs (OCI artifacts attached to the images) and the nodes' NodeFeatures; and the
+tools around it for operators and image authors. `compat-extender COMMAND --help` tells more.
+"""
+
+EPILOG = """\
+examples:
+  compat-extender serve --config config/extender.yaml
+  compat-extender check-spec examples/specs/dpdk-app.yaml
+  compat-extender validate-node --image registry.example.com/hpc/solver:2024.2
+  compat-extender --version
+
+exit codes (each command's --help has its own):
+  0  success
+  1  a check failed: an invalid spec, an incompatible node, a spec not attached, no artifact found
+  2  bad usage, a configuration error, or any other error
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="compat-extender", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="compat-extender",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action=_Version, help="print the version and exit")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     server.add_parser(sub)
     check_spec.add_parser(sub)
     registry.add_parsers(sub)

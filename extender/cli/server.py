@@ -53,8 +53,39 @@ _OVERRIDES = {
 }
 
 
+DESCRIPTION = """\
+Run the kube-scheduler extender: /filter and /prioritize (the scheduler's extender verbs), /healthz,
+/readyz and /metrics, and /debug/* when debug.enabled is set (on the main port, or on debug.port
+when that is set). Node features come from a directory of NodeFeature files or from the Kubernetes
+API (features.source); specs from an image -> spec mapping file or from the images' registries
+(specs.source).
+
+Settings are read from the --config files (a later file merged over the earlier ones); a flag
+overrides the configuration key shown in [brackets] after it. SIGTERM or SIGINT stops the server
+once the requests in flight are answered.
+"""
+
+EPILOG = """\
+examples:
+  compat-extender serve --config config/extender.yaml
+  compat-extender serve --features examples/nodefeatures --images examples/images.yaml --port 8888
+  compat-extender serve --config config/extender.yaml --config site.yaml --print-config
+
+exit codes:
+  0  stopped by SIGTERM or SIGINT (or --print-config printed the configuration)
+  2  bad usage, a configuration error (the message names the key), or the address cannot be
+     listened on
+"""
+
+
 def add_parser(sub: Any) -> None:
-    s = sub.add_parser("serve", help="run the scheduler extender (HTTP)")
+    s = sub.add_parser(
+        "serve",
+        help="run the scheduler extender (HTTP)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument(
         "--config",
         type=Path,
