@@ -43,6 +43,7 @@ else:  # libyaml's parser when PyYAML was built with it (the constructor is Pyth
     _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class _Loader(_SafeLoader):
@@ -56,8 +57,12 @@ class _Loader(_SafeLoader):
     def _refuse_duplicates(self, node: yaml.MappingNode) -> None:
         """Keys are compared as constructed (``0x1`` is ``1``); merged mappings (``<<``) may repeat a
         key of the mapping they are merged into (that is what merging is for), but not their own."""
+        pairs = node.value
+        texts = {k.value for k, _ in pairs if k.tag == _STR_TAG}
+        if len(texts) == len(pairs):
+            return  # every key a string (as most are), no two alike: the common case, made quick
         seen: dict[Any, yaml.Node] = {}
-        for key_node, value_node in node.value:
+        for key_node, value_node in pairs:
             if key_node.tag == _MERGE_TAG:
                 merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 for m in merged:
