@@ -10,9 +10,9 @@
 
 Exit codes: 0 success, 1 a check failed (``check-spec``: a spec NFD would reject; ``validate-node``
 and ``explain``: incompatible; ``attach``: a spec not pushed; ``discover``: no artifact), 2 bad
-usage, configuration or any other error. Each command's ``--help`` has a description, examples and
-its exit codes (:data:`EPILOG` here for the command itself); ``tests/test_cli_help.py`` holds them to
-the code.
+usage, configuration or any other error. ``compat-extender --help`` and each command's ``--help``
+show a description, examples and the exit codes; ``tests/test_cli_help.py`` holds the codes listed
+to the ones the code returns.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ its size, bounds, hits, misses and evictions, labelled by name. And ``compat_ext
 always 1, labelled with the version, the Python version and the source revision.
 
 No ``*_created`` series: prometheus_client adds one per counter and histogram child (its creation
-time, which Prometheus does not use and which doubles the series). They are dropped from this
+time, which Prometheus does not need: one more series per child). They are dropped from this
 registry's output only; the library's global switches (``disable_created_metrics()``,
 ``PROMETHEUS_DISABLE_CREATED_SERIES``) would change every other registry in the process too.
 """
@@ -38,7 +38,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5
 _Labelled = TypeVar("_Labelled", Counter, Histogram)
 
 #: The source revision (a git commit) the running code was built from, when the build says so: the
-#: image's ``REVISION`` build argument, set as this variable in the image's environment.
+#: image's ``REVISION`` build argument, once the Dockerfile passes it on as this variable (a label
+#: alone cannot be read from inside the container). Unset: "unknown".
 REVISION_ENV = "COMPAT_EXTENDER_REVISION"
 
 
