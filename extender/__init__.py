@@ -8,6 +8,10 @@ The public surface is what this module exports; everything else is an implementa
     result = evaluate(spec, table, ["node-a"], tags=["gpu"])          # vectorized + cached
     result = evaluate(spec, table, implementation="reference")        # the oracle
     account = explain(spec, table.node_features("node-a"))            # why, per set/rule/expression
+
+``extender.__version__`` is the installed distribution's version (``pyproject.toml``), looked up the
+first time it is read: ``importlib.metadata`` costs tens of milliseconds to import, which no user of
+the matcher alone should pay.
 """
 
 from extender.errors import ExtenderError, NodeFeatureError, SpecError, SpecLimitError
@@ -35,6 +39,13 @@ from extender.spec.model import (
     SpecWarning,
 )
 from extender.spec.parse import SpecLimits, parse_spec
+
+#: The distribution whose metadata holds the version.
+_DISTRIBUTION = "nfd-compat-extender"
+#: When the package runs without installed metadata (from a bare source tree on ``PYTHONPATH``).
+_UNKNOWN_VERSION = "0+unknown"
+
+__version__: str  # computed on first access by __getattr__ below (PEP 562)
 
 __all__ = [
     "ARTIFACT_TYPE",
@@ -68,3 +79,16 @@ __all__ = [
     "parse_spec",
     "table_from_nodefeatures",
 ]
+
+
+def __getattr__(name: str) -> str:
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        version = metadata.version(_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        version = _UNKNOWN_VERSION
+    globals()["__version__"] = version  # looked up once
+    return version

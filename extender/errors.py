@@ -10,6 +10,7 @@
     ├── ImageReferenceError        not a valid image reference
     ├── ConfigError                the extender's own configuration file or flags (names the key)
     ├── FileLoadError              a local YAML/JSON file that cannot be read or decoded safely
+    │   └── DuplicateKeyError      ... because a mapping in it has the same key twice
     ├── HostPathError              a host file this process refuses to read (also an OSError)
     ├── SpecLookupError            a spec lookup failed (registry down, wrong digest, ...): not "no spec"
     │   └── ImageLookupError       ... for one of a pod's images, under failure policy Fail
@@ -92,6 +93,24 @@ class ConfigError(ExtenderError):
 class FileLoadError(ExtenderError):
     """A local file (config, NodeFeature, image mapping) that is too big, unreadable or not valid
     YAML/JSON, or uses YAML aliases (refused: the objects these files hold never need them)."""
+
+
+class DuplicateKeyError(FileLoadError):
+    """A mapping in a local file that has the same key twice. YAML and JSON loaders differ on what that
+    means (an error, the first or the last value), so the file is refused rather than one guessed.
+    ``key`` is the key as written, ``line`` and ``column`` (1-based) where it is repeated,
+    ``first_line`` where it was first written."""
+
+    def __init__(self, source: str, key: str, line: int, column: int, first_line: int) -> None:
+        self.source = source
+        self.key = key
+        self.line = line
+        self.column = column
+        self.first_line = first_line
+        super().__init__(
+            f"{source}: duplicate key {key!r} at line {line}, column {column} (first at line "
+            f"{first_line}): a mapping may hold each key once"
+        )
 
 
 class HostPathError(ExtenderError, OSError):

@@ -13,6 +13,11 @@ differ (numbers with a fraction or an exponent, which YAML 1.1 resolves its own 
 PyYAML refuses; escaped surrogates; tabs; very long keys, or a key and its colon on two lines) and
 for anything the JSON decoder does not accept, so errors keep PyYAML's messages.
 
+A mapping with the same key twice is an error on both paths (:class:`DuplicateKeyError`, with the key
+and its line), not the last value silently: a person who writes a key twice meant one of the two, and
+the loaders of the other tools that read these files disagree on which. The JSON path only detects
+them (see :func:`_load_json`); the PyYAML path reports them.
+
 Compatibility specs do *not* come through here: they are decoded the way NFD decodes them, by
 :mod:`extender.spec.yamlgo`.
 """
@@ -21,16 +26,63 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import orjson
 import yaml
 
-from extender.errors import FileLoadError
+from extender.errors import DuplicateKeyError, FileLoadError
 
 MAX_FILE_BYTES = 16 << 20
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:  # libyaml's parser when PyYAML was built with it (the constructor is Python either way)
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+class _Loader(_SafeLoader):
+    """The safe loader, refusing a mapping that has the same key twice."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        if isinstance(node, yaml.MappingNode):
+            self._refuse_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _refuse_duplicates(self, node: yaml.MappingNode) -> None:
+        """Keys are compared as constructed (``0x1`` is ``1``); merged mappings (``<<``) may repeat a
+        key of the mapping they are merged into (that is what merging is for), but not their own."""
+        pairs = node.value
+        texts = {k.value for k, _ in pairs if k.tag == _STR_TAG}
+        if len(texts) == len(pairs):
+            return  # every key a string (as most are), no two alike: the common case, made quick
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, value_node in pairs:
+            if key_node.tag == _MERGE_TAG:
+                merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for m in merged:
+                    if isinstance(m, yaml.MappingNode):
+                        self._refuse_duplicates(m)
+                continue
+            key = self.construct_object(key_node)  # memoized: construct_mapping reuses it
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:
+                continue  # an unhashable key: construct_mapping reports it
+            if first is not key_node:
+                mark = key_node.start_mark
+                raise DuplicateKeyError(
+                    "<text>",
+                    str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key),
+                    mark.line + 1,
+                    mark.column + 1,
+                    first.start_mark.line + 1,
+                )
 
 
 #: Characters PyYAML's reader refuses anywhere in a stream (its ``Reader.NON_PRINTABLE``).
@@ -73,8 +125,34 @@ def _refuse(text: str) -> Any:
     raise ValueError(f"{text}: left to PyYAML")
 
 
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        raise ValueError("a duplicate key: left to PyYAML, which names it")
+    return mapping
+
+
 #: Strict (no raw control characters in strings); integers exact, as PyYAML makes them.
 _JSON = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse)
+#: The same, checking every object for duplicate keys as it is built: about twice as slow (a Python
+#: call per object), so only for texts with an escaped colon, where :func:`_lost_keys` cannot count.
+_JSON_PAIRS = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse, object_pairs_hook=_unique_pairs)
+
+
+def _lost_keys(text: str, value: Any) -> bool:
+    """Whether decoding ``text`` into ``value`` dropped a repeated key, for a text with no ``\\u003a``
+    (an escaped colon).
+
+    Outside its strings, a JSON text has a colon after each key and nowhere else. Inside them, the
+    colons of ``text`` are written as colons, and orjson writes every colon as a colon too (it escapes
+    only quotes, backslashes and control characters). So ``text`` and orjson's encoding of ``value``
+    have as many colons as each other, unless the decoder dropped a key (with the colon after it and
+    every colon of its value); whitespace and every other escape make no difference."""
+    try:
+        kept = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, deeper than orjson goes: cannot tell
+        return True
+    return text.count(":") != kept.count(b":")
 
 
 def _load_json(text: str) -> Any:
@@ -87,13 +165,19 @@ def _load_json(text: str) -> Any:
     # beyond ASCII, also the characters YAML reads as line breaks (NEL, LS, PS) where JSON does not
     if "\x7f" in text if text.isascii() else (_NON_PRINTABLE.search(text) or _YAML_BREAKS.search(text)):
         return _NOT_JSON
-    if ("\\u" in text and _SURROGATE_ESCAPE.search(text)) or _KEY_THEN_NEWLINE.search(text):
+    unicode_escape = "\\u" in text
+    if (unicode_escape and _SURROGATE_ESCAPE.search(text)) or _KEY_THEN_NEWLINE.search(text):
         return _NOT_JSON
     if _LONG_STRING.search(text):
         return _NOT_JSON
+    # a repeated key goes to PyYAML too (which names it): found by counting colons after decoding,
+    # or, in a text with an escaped colon, object by object while decoding (twice as slow)
+    escaped_colon = unicode_escape and ("\\u003a" in text or "\\u003A" in text)
     try:
-        value = _JSON.decode(text)
-    except (ValueError, RecursionError):  # JSONDecodeError, _refuse, the int digits limit
+        value = (_JSON_PAIRS if escaped_colon else _JSON).decode(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, _refuse, the int digits limit, a duplicate
+        return _NOT_JSON
+    if not escaped_colon and _lost_keys(text, value):
         return _NOT_JSON
     # the checks above read the text; with an escaped quote a long key can hide from them
     return _NOT_JSON if '\\"' in text and _yaml_would_differ(value) else value
@@ -128,6 +212,8 @@ def _load_yaml(text: str, source: str) -> list[Any]:
     try:
         _refuse_aliases(text)
         docs = list(yaml.load_all(text, Loader=_Loader))
+    except DuplicateKeyError as exc:  # the loader does not know the file's name
+        raise DuplicateKeyError(source, exc.key, exc.line, exc.column, exc.first_line) from None
     except yaml.YAMLError as exc:
         raise FileLoadError(f"{source}: {_one_line(exc)}") from None
     except RecursionError:

@@ -28,10 +28,14 @@ pitfalls: valid specs that do not mean what was written: unquoted numbers YAML 1
 """
 
 EPILOG = """\
-exit status:
+examples:
+  compat-extender check-spec examples/specs/dpdk-app.yaml
+  compat-extender check-spec --strict examples/specs/*.yaml
+
+exit codes:
   0  every file is valid (warnings and pitfalls are printed; with --strict: there are none)
   1  a file is invalid, or with --strict has a warning or pitfall
-  2  a file cannot be read
+  2  a file cannot be read, or bad usage
 """
 
 

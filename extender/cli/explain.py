@@ -27,8 +27,35 @@ DEFAULT_URL = "http://127.0.0.1:8888"
 MAX_ANSWER_BYTES = 256 << 20
 
 
+DESCRIPTION = """\
+Ask a running extender why its nodes can or cannot run an image: a client of its GET /debug/explain
+(debug.enabled; in a cluster, reach it with kubectl port-forward). It prints the table validate-node
+prints, one per node, from the extender's own account, so what it shows is what the filter
+decided.
+"""
+
+EPILOG = """\
+examples:
+  compat-extender explain --image registry.example.com/telco/dpdk-app:23.11
+  compat-extender explain --image registry.example.com/hpc/solver:2024.2 --node gpu-h100-01
+  compat-extender explain --url http://127.0.0.1:8889 --image reg.example.com/app:1 --tags gpu --json
+
+exit codes:
+  0  every node shown can run the image (or the image has no spec: it imposes nothing)
+  1  a node shown cannot run it
+  2  bad usage, or an error: the extender cannot be reached, its debug endpoints are off, its
+     spec lookup failed, or its answer is not what was expected
+"""
+
+
 def add_parser(sub: Any) -> None:
-    e = sub.add_parser("explain", help="show why a running extender's nodes can or cannot run an image")
+    e = sub.add_parser(
+        "explain",
+        help="show why a running extender's nodes can or cannot run an image",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     e.add_argument("--image", required=True, help="image reference, e.g. registry.example.com/app:1.0")
     e.add_argument("--node", help="explain this node only (default: every node, up to debug.maxNodes)")
     e.add_argument("--tags", help="comma-separated compatibility-set tags (as the pod annotation)")

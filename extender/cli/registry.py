@@ -29,6 +29,46 @@ from extender.sources.registry.attach import attach
 from extender.sources.registry.manifests import ANNOTATION_CREATED, Descriptor, parse_rfc3339
 from extender.spec.lint import lint_spec
 
+ATTACH_DESCRIPTION = """\
+Push an image compatibility spec to the image's registry as an OCI artifact whose subject is the
+image (artifactType application/vnd.nfd.image-compatibility.v1alpha1), the way NFD's image
+compatibility expects to find it. The spec is checked first as check-spec checks it; an invalid
+spec (with --strict: also one with warnings or pitfalls) is not pushed. Where the registry has no
+referrers API, the artifact is added to the referrers tag-schema index.
+
+The registry section of --config applies (credentials, plain-HTTP hosts, CA files, allow-list,
+limits), with --docker-config and --plain-http on top.
+"""
+
+ATTACH_EPILOG = """\
+examples:
+  compat-extender attach --image registry.example.com/hpc/solver:2024.2 --spec solver-compat.yaml
+  compat-extender attach --image localhost:5000/app:1.0 --spec app.yaml --plain-http --strict
+
+exit codes:
+  0  attached (or it was attached before, with the same content)
+  1  the spec is invalid, or with --strict has warnings or pitfalls: nothing was pushed
+  2  bad usage, or any other error (registry, credentials, configuration, unreadable file)
+"""
+
+DISCOVER_DESCRIPTION = """\
+List the compatibility artifacts that refer to an image, through the referrers API or the tag-schema
+index (for a multi-arch index without an artifact of its own, also those of the --platform child),
+and mark the one the extender uses: the newest by org.opencontainers.image.created. Reads the same
+registry settings as attach, and pushes nothing.
+"""
+
+DISCOVER_EPILOG = """\
+examples:
+  compat-extender discover --image registry.example.com/hpc/solver:2024.2
+  compat-extender discover --image registry.example.com/hpc/solver:2024.2 --platform linux/arm64 --json
+
+exit codes:
+  0  an artifact was found: the extender would use its spec
+  1  no compatibility artifact: the extender treats the image as having no spec
+  2  bad usage, or any error (registry, credentials, configuration, an artifact that cannot be read)
+"""
+
 
 def add_parsers(sub: Any) -> None:
     def common(p: argparse.ArgumentParser) -> None:
@@ -39,7 +79,13 @@ def add_parsers(sub: Any) -> None:
             "--plain-http", action="store_true", help="talk http:// to the image's registry (not https)"
         )
 
-    a = sub.add_parser("attach", help="push a compatibility spec as an OCI artifact referring to an image")
+    a = sub.add_parser(
+        "attach",
+        help="push a compatibility spec as an OCI artifact referring to an image",
+        description=ATTACH_DESCRIPTION,
+        epilog=ATTACH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(a)
     a.add_argument("--spec", type=Path, required=True, help="the image compatibility spec (YAML)")
     a.add_argument(
@@ -52,7 +98,13 @@ def add_parsers(sub: Any) -> None:
         "--annotation", action="append", default=[], metavar="KEY=VALUE", help="extra manifest annotation"
     )
 
-    d = sub.add_parser("discover", help="list an image's compatibility artifacts and the one that is used")
+    d = sub.add_parser(
+        "discover",
+        help="list an image's compatibility artifacts and the one that is used",
+        description=DISCOVER_DESCRIPTION,
+        epilog=DISCOVER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common(d)
     d.add_argument("--platform", help="child of a multi-arch index to ask [registry.platform]")
     d.add_argument("--json", action="store_true", help="JSON output")

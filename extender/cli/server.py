@@ -23,7 +23,7 @@ import orjson
 from extender.config import Config, load_config, to_dict
 from extender.errors import ConfigError
 from extender.http.app import AppSettings, build_app, build_debug_app
-from extender.http.metrics import Metrics
+from extender.http.metrics import Metrics, build_info
 from extender.http.tls import ReloadingContext, TlsFiles
 from extender.sources.from_config import open_sources, start_task
 
@@ -54,8 +54,39 @@ _OVERRIDES = {
 }
 
 
+DESCRIPTION = """\
+Run the kube-scheduler extender: /filter and /prioritize (the scheduler's extender verbs), /healthz,
+/readyz and /metrics, and /debug/* when debug.enabled is set (on the main port, or on debug.port
+when that is set). Node features come from a directory of NodeFeature files or from the Kubernetes
+API (features.source); specs from an image -> spec mapping file or from the images' registries
+(specs.source).
+
+Settings are read from the --config files (a later file merged over the earlier ones); a flag
+overrides the configuration key shown in [brackets] after it. SIGTERM or SIGINT stops the server
+once the requests in flight are answered.
+"""
+
+EPILOG = """\
+examples:
+  compat-extender serve --config config/extender.yaml
+  compat-extender serve --features examples/nodefeatures --images examples/images.yaml --port 8888
+  compat-extender serve --config config/extender.yaml --config site.yaml --print-config
+
+exit codes:
+  0  stopped by SIGTERM or SIGINT (or --print-config printed the configuration)
+  2  bad usage, a configuration error (the message names the key), or the address cannot be
+     listened on
+"""
+
+
 def add_parser(sub: Any) -> None:
-    s = sub.add_parser("serve", help="run the scheduler extender (HTTP)")
+    s = sub.add_parser(
+        "serve",
+        help="run the scheduler extender (HTTP)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument(
         "--config",
         type=Path,
@@ -132,6 +163,13 @@ async def serve(
     ``on_listening`` gets the base URLs (main listener first) once they accept connections."""
     from aiohttp import web  # the pure commands (check-spec) do not need the server stack
 
+    build = build_info()
+    log.info(
+        "compat-extender %s starting (Python %s, revision %s)",
+        build["version"],
+        build["python_version"],
+        build["revision"],
+    )
     tls = tls_from(config)  # before the sources: a bad certificate stops startup at once
     stop = stop or asyncio.Event()
     async with contextlib.AsyncExitStack() as stack:

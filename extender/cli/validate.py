@@ -2,7 +2,7 @@
 
     compat-extender validate-node (--image REF | --spec FILE) [--features FILE [--node NAME]]
                                   [--host-prefix PREFIX] [--tags a,b] [--json]
-    compat-extender host-features [--host-prefix PREFIX] [--json] [--node-name NAME]
+    compat-extender host-features [--host-prefix PREFIX] [--node-name NAME] [--namespace NS]
 
 ``validate-node`` is NFD's ``nfd compat validate-node``: it takes the image's compatibility spec (from
 its registry, through the referrers API, or from a file), discovers this host's features the way
@@ -51,10 +51,58 @@ from extender.spec.model import Spec
 from extender.spec.parse import parse_spec
 from extender.yamlfile import load_file
 
+VALIDATE_DESCRIPTION = """\
+Check whether this host, or the node a NodeFeature file describes, can run an image: what NFD's
+`nfd compat validate-node` does. The image's compatibility spec comes from its registry (--image)
+or from a file (--spec); the features are discovered on this host the way nfd-worker finds them
+(in the validate-image Job, from the host's directories mounted at /host-sys, /host-proc, ...) or
+read from --features. Every selected compatibility set is evaluated with the extender's own
+matcher, and a table per set and rule is printed (or JSON with, per set, what did not match and
+what was found). Registry options as for attach: --config's registry section, --docker-config,
+--plain-http.
+"""
+
+VALIDATE_EPILOG = """\
+examples:
+  compat-extender validate-node --image registry.example.com/hpc/solver:2024.2
+  compat-extender validate-node --image registry.example.com/hpc/solver:2024.2 --host-prefix /host-
+  compat-extender validate-node --spec examples/specs/dpdk-app.yaml \\
+      --features examples/nodefeatures/dpdk-e810-01.yaml
+  compat-extender validate-node --spec examples/specs/cuda-train.yaml --features node.json --tags h100 --json
+
+exit codes:
+  0  compatible: a selected set matches (as the filter decides), or the image has no spec
+  1  incompatible
+  2  bad usage, or an error: the spec lookup failed or the spec is invalid, an input cannot be read
+     or is not what it should be (a --features file that is neither NodeFeature objects nor a
+     features map, or that has a key twice), or an expression could not be evaluated (NFD's client
+     stops there too; the message names the set and rule)
+"""
+
+HOST_FEATURES_DESCRIPTION = """\
+Discover this host's features the way nfd-worker does and print them as a NodeFeature object
+(YAML-compatible JSON): to use with validate-node --features, in a /debug/whatif request, or to
+compare with what nfd-worker publishes. What could not be read is reported on stderr.
+"""
+
+HOST_FEATURES_EPILOG = """\
+examples:
+  compat-extender host-features
+  compat-extender host-features --host-prefix /host- --node-name gpu-h100-01 > node.json
+
+exit codes:
+  0  printed (parts that could not be discovered are reported on stderr, and left out)
+  2  bad usage
+"""
+
 
 def add_parsers(sub: Any) -> None:
     v = sub.add_parser(
-        "validate-node", help="check this host (or a NodeFeature file) against an image's compatibility spec"
+        "validate-node",
+        help="check this host (or a NodeFeature file) against an image's compatibility spec",
+        description=VALIDATE_DESCRIPTION,
+        epilog=VALIDATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = v.add_mutually_exclusive_group(required=True)
     which.add_argument("--image", help="image whose attached compatibility spec is checked")
@@ -79,7 +127,13 @@ def add_parsers(sub: Any) -> None:
     v.add_argument("--plain-http", action="store_true", help="talk http:// to the image's registry")
     v.add_argument("--platform", help="child of a multi-arch index to ask [registry.platform]")
 
-    h = sub.add_parser("host-features", help="discover this host's features and print them as a NodeFeature")
+    h = sub.add_parser(
+        "host-features",
+        help="discover this host's features and print them as a NodeFeature",
+        description=HOST_FEATURES_DESCRIPTION,
+        epilog=HOST_FEATURES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _host_prefix(h)
     h.add_argument("--node-name", help="metadata and node-name label (default: the host's nodename)")
     h.add_argument("--namespace", default="node-feature-discovery", help="metadata.namespace")

@@ -6,18 +6,27 @@ Read at scrape time from the live objects (so they can never drift): nodes known
 generation, readiness, whether the features are stale and how long their watch has been failing,
 spec lookups by result and how many joined an in-flight lookup, each source's current errors and
 reload count, and every cache (the table's results and explanations, the registry's lookups) with
-its size, bounds, hits, misses and evictions, labelled by name.
+its size, bounds, hits, misses and evictions, labelled by name. And ``compat_extender_build_info``,
+always 1, labelled with the version, the Python version and the source revision.
+
+No ``*_created`` series: prometheus_client adds one per counter and histogram child (its creation
+time, which Prometheus does not need: one more series per child). They are dropped from this
+registry's output only; the library's global switches (``disable_created_metrics()``,
+``PROMETHEUS_DISABLE_CREATED_SERIES``) would change every other registry in the process too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import platform
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+import extender
 from extender.sources.base import FeatureSource, WatchedSource, freshness
 from extender.sources.specs import SharedLookups
 from extender.sources.wakeup import WakeUps
@@ -27,6 +36,33 @@ NS = "compat_extender"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 _Labelled = TypeVar("_Labelled", Counter, Histogram)
+
+#: The source revision (a git commit) the running code was built from, when the build says so: the
+#: image's ``REVISION`` build argument, once the Dockerfile passes it on as this variable (a label
+#: alone cannot be read from inside the container). Unset: "unknown".
+REVISION_ENV = "COMPAT_EXTENDER_REVISION"
+
+
+def build_info(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What ``compat_extender_build_info`` is labelled with (and ``serve`` logs as it starts)."""
+    env = os.environ if environ is None else environ
+    return {
+        "version": extender.__version__,
+        "python_version": platform.python_version(),
+        "revision": env.get(REVISION_ENV, "").strip() or "unknown",
+    }
+
+
+class _Registry(CollectorRegistry):
+    """A registry whose output has no ``*_created`` samples (see the module's docstring)."""
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in super().collect():
+            if metric.type in ("counter", "histogram", "summary"):
+                created = metric.name + "_created"
+                # each scrape gets Metric objects of its own: filtering them changes no state
+                metric.samples = [s for s in metric.samples if s.name != created]
+            yield metric
 
 
 class CacheStats(Protocol):
@@ -47,7 +83,15 @@ class CacheStats(Protocol):
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry: CollectorRegistry = _Registry()
+        self.build = Gauge(
+            f"{NS}_build_info",
+            "Always 1: the extender's version, the Python version that runs it, and the source "
+            f"revision it was built from (from ${REVISION_ENV}; unknown when not set).",
+            ["version", "python_version", "revision"],
+            registry=self.registry,
+        )
+        self.build.labels(**build_info()).set(1)
         self.latency = Histogram(
             f"{NS}_request_duration_seconds",
             "Time to answer one request, by verb (filter, prioritize, explain, whatif).",
