@@ -36,8 +36,10 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     sh /install.sh venv /wheels /opt/compat-extender
 # Nothing is written at run time: no bytecode (compiled at install), no caches. HOME is /tmp, an
 # emptyDir in deploy/, for any library that wants one; the root filesystem can be read-only.
+# COMPAT_EXTENDER_REVISION: the revision built, in the startup log and compat_extender_build_info.
 ENV PATH=/opt/compat-extender/bin:$PATH \
-    HOME=/tmp
+    HOME=/tmp \
+    COMPAT_EXTENDER_REVISION=${REVISION}
 # numeric, so that runAsNonRoot can check it without an /etc/passwd entry
 USER 65532:65532
 EXPOSE 8888

@@ -38,7 +38,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5
 _Labelled = TypeVar("_Labelled", Counter, Histogram)
 
 #: The source revision (a git commit) the running code was built from, when the build says so: the
-#: image's ``REVISION`` build argument, once the Dockerfile passes it on as this variable (a label
+#: image's ``REVISION`` build argument, which the Dockerfile passes on as this variable (a label
 #: alone cannot be read from inside the container). Unset: "unknown".
 REVISION_ENV = "COMPAT_EXTENDER_REVISION"
 
