@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from extender.decide import decide
 from extender.features.nodefeature import (
     API_VERSION,
     DEFAULT_NFD_NAMESPACE,
@@ -23,6 +24,7 @@ from extender.features.nodefeature import (
 from extender.match.evaluate import evaluate
 from extender.match.result import SpecEvaluation, Status
 from extender.match.table import FeatureTable
+from extender.sources.files import FileFeatures, FileSpecs
 from extender.spec.model import Spec
 from extender.spec.parse import parse_spec
 
@@ -37,6 +39,7 @@ DPDK = "registry.example.com/telco/dpdk-app:23.11"
 HPC = "registry.example.com/hpc/cfd-solver:2024.2"
 SEED_ARTICLE = "registry.example.com/seeds/article-a100-vfio:v1"
 SEED_DOCS = "registry.example.com/seeds/nfd-docs-example:v1"
+GENOMICS = "registry.example.com/hpc/genomics-align:3.1"
 
 NODES = frozenset(
     {
@@ -103,12 +106,26 @@ def load_object(path: Path) -> dict[str, Any]:
     return obj
 
 
-def image_map() -> dict[str, str]:
+def _images() -> dict[str, Any]:
     doc = yaml.safe_load(IMAGES.read_text(encoding="utf-8"))
     assert isinstance(doc, dict) and set(doc) == {"images"}
     images = doc["images"]
     assert isinstance(images, dict)
-    return {str(k): str(v) for k, v in images.items()}
+    return images
+
+
+def image_map() -> dict[str, str]:
+    """The images with one spec (for every platform)."""
+    return {str(k): str(v) for k, v in _images().items() if not isinstance(v, dict)}
+
+
+def multi_arch_map() -> dict[str, dict[str, str]]:
+    """The multi-arch images: platform -> spec file."""
+    return {
+        str(k): {str(p): str(f) for p, f in v["platforms"].items()}
+        for k, v in _images().items()
+        if isinstance(v, dict)
+    }
 
 
 def load_spec(image: str) -> Spec:
@@ -201,7 +218,8 @@ def test_nodefeature_values_use_nfd_formats(path: Path) -> None:
 def test_image_map_points_at_every_spec_once() -> None:
     images = image_map()
     assert set(images) == set(EXPECTED)
-    targets = list(images.values())
+    assert set(multi_arch_map()) == set(EXPECTED_MULTI_ARCH)
+    targets = list(images.values()) + [f for m in multi_arch_map().values() for f in m.values()]
     assert len(set(targets)) == len(targets), "one spec per image"
     for image, rel in images.items():
         assert not Path(rel).is_absolute()
@@ -300,7 +318,7 @@ def readme_verdicts() -> dict[str, dict[str, int]]:
     rows: dict[str, dict[str, int]] = {}
     for line in README.read_text(encoding="utf-8").splitlines():
         m = re.match(r"^\| `(registry\.example\.com/[^`]+)` \|", line)
-        if m is None:
+        if m is None or m[1] in multi_arch_map():
             continue
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         assert len(cells) == 4, line
@@ -318,6 +336,51 @@ def readme_verdicts() -> dict[str, dict[str, int]]:
 
 def test_readme_verdict_table_matches() -> None:
     assert readme_verdicts() == EXPECTED
+
+
+#: multi-arch image -> {node that runs it: its score}, each node judged by its platform's variant
+EXPECTED_MULTI_ARCH: dict[str, dict[str, int]] = {
+    GENOMICS: {
+        "arm-ampere-01": 5,  # the arm64 build's NEON set; the amd64 build's AVX-512 would fail it
+        "cpu-spr-01": 10,
+        "dpdk-cx7-01": 10,
+        "dpdk-e810-01": 10,
+        "gpu-a100-01": 10,
+        "gpu-a100-nodriver-01": 10,
+        "gpu-h100-01": 10,
+        "gpu-h100-vfio-01": 10,
+        "gpu-mi300-01": 10,
+    }
+}
+
+
+@pytest.mark.parametrize("image", sorted(EXPECTED_MULTI_ARCH))
+async def test_multi_arch_example(image: str) -> None:
+    """Through the file sources as `make run` serves them: the arm64 node is judged by the arm64
+    build's spec, the amd64 nodes by the amd64 build's; the README's row says the same."""
+    features = FileFeatures(NODEFEATURES)
+    await features.refresh()
+    specs = FileSpecs(IMAGES)
+    await specs.refresh()
+    table = features.table
+    assert table.platforms() == ("linux/amd64/v1", "linux/arm64/v8")
+    assert table.platform_of("arm-ampere-01") == "linux/arm64/v8"
+    item = await specs.lookup_variants(image, table.platforms())
+    assert item is not None and item.multi_arch
+    arm, amd = item.variant("linux/arm64/v8"), item.variant("linux/amd64/v1")
+    assert arm is not None and amd is not None and arm.spec != amd.spec  # the builds differ
+    names = sorted(table.node_names())
+    got = decide([item], table, names)
+    assert {n: s for n, s in zip(got.names, got.score_list, strict=True) if n in got.passed} == (
+        EXPECTED_MULTI_ARCH[image]
+    )
+    row = next(
+        line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith(f"| `{image}`")
+    )
+    runs_on = [c.strip() for c in row.strip().strip("|").split("|")][2]
+    assert dict(re.findall(r"([a-z0-9-]+) \((\d+)\)", runs_on)) == {
+        n: str(w) for n, w in EXPECTED_MULTI_ARCH[image].items()
+    }
 
 
 def test_readme_lists_every_node() -> None:
