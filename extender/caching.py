@@ -1,8 +1,10 @@
 """Bounded caches (cachetools underneath): every cache has a cap on entries *and* on bytes, an
 optional time to live, and counters for metrics and /debug/sources (hits, misses, evictions).
 
-Every cache of the extender is one of these, owned by an object (the feature table owns its result and
-explanation caches, the registry spec source its lookup caches), never a module global.
+Every cache of the extender is one of these, owned by an object (the feature table owns its result
+cache, the registry spec source its lookup caches), never a module global. The one exception is the
+table's explanation cache (:class:`extender.match.caches.ReasonCache`), read once per detailed
+reason on the filter's hot path: plain dicts per spec, with the same bounds and counters.
 
 The byte cost of an entry is what the caller says it is (the spec document's size for parsed specs,
 a fixed estimate for small records), so a flood of large specs cannot grow memory past the cap any

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from extender.features.nodefeature import NodeFeatures
-from extender.match.caches import ExplanationKey
+from extender.match.caches import Reasons
 from extender.match.evaluate import slot_verdicts
 from extender.match.explain import explain
 from extender.match.reference import evaluate_node
@@ -85,18 +85,22 @@ class Decision:
         return dict(zip(self.names, self.score_list, strict=True))
 
 
-def _why(spec: Spec, table: FeatureTable, name: str, tags: frozenset[str] | None) -> str:
+def _why(
+    spec: Spec, table: FeatureTable, name: str, tags: frozenset[str] | None, group: Reasons | None = None
+) -> str:
     """``explain(...).summary()`` for one node, memoised in the table's explanation cache.
 
     An explanation costs one reference walk (~1 ms with a real spec), far more than the rest of a
     call; its text depends only on the spec, the tag selection, the node's name and its features, so
     it is kept per (spec digest, tags, node) while the node's NodeFeatures object is the same one."""
+    cache = table.caches.explanations
+    if group is None:
+        group = cache.group(spec.digest, tags)
     nf = table.node_features(name)
-    key: ExplanationKey = (spec.digest, tags, name)
-    why = table.caches.explanation(key, nf)
+    why = cache.reason(group, name, nf)
     if why is None:
         why = explain(spec, nf, node=name, tags=tags).summary()
-        table.caches.remember_explanation(key, nf, why)
+        cache.remember(group, name, nf, why)
     return why
 
 
@@ -110,11 +114,13 @@ def decide(
     missing_platform: MissingPlatform = "fail",
     detail_limit: int = 50,
     scores: bool = True,
+    verdicts: bool = True,
 ) -> Decision:
     """Filter and score ``nodes`` for a pod whose spec'd images are ``images`` (``scores=False``:
-    leave ``score_list`` empty, for the filter verb, which sends none). A multi-arch image judges
-    each node by its platform's variant (:mod:`extender.spec.variants`); a node whose platform the
-    index lacks fails, or passes with ``missing_platform="pass"``."""
+    leave ``score_list`` empty, for the filter verb, which sends none; ``verdicts=False``: leave
+    ``passed`` and ``failed`` empty, for the prioritize verb, which sends only scores). A multi-arch
+    image judges each node by its platform's variant (:mod:`extender.spec.variants`); a node whose
+    platform the index lacks fails, or passes with ``missing_platform="pass"``."""
     names = list(nodes)
     if not images:
         return Decision(names, list(names), {}, [0] * len(names) if scores else [])
@@ -124,9 +130,12 @@ def decide(
     known = slots >= 0
     all_known = bool(known.all())
     if any(item.variants is not None for item in images):
-        return _decide_by_platform(
+        decision = _decide_by_platform(
             images, table, names, slots, tags, missing_features, missing_platform, detail_limit, scores
         )
+        if not verdicts:
+            decision.passed, decision.failed = [], {}
+        return decision
     first = slot_verdicts(_spec(images[0]), table, tags)
     ok = first.ok[slots]
     raw = first.best[slots]
@@ -144,15 +153,19 @@ def decide(
             ok |= ~known
         else:
             ok &= known
+    if not verdicts:
+        return Decision(names, [], {}, _scores(ok, raw) if scores else [])
     # Whole-array work from here on: Python only touches the failing nodes, one C-level pass each.
     decision = Decision(names, list(compress(names, ok.tolist())))
     bad = ~ok
     if first_bad is None and all_known:  # the usual case: one short reason for every failing node
         failed = dict.fromkeys(compress(names, bad.tolist()), f"image {images[0].image}: {_SHORT_REASON}")
-        if detail_limit > 0:  # the first detail_limit failing nodes get the details
+        if detail_limit > 0 and failed:  # the first detail_limit failing nodes get the details
             item = images[0]
+            spec = _spec(item)
+            group = table.caches.explanations.group(spec.digest, tags)  # once per call
             for name in list(islice(failed, detail_limit)):
-                failed[name] = f"image {item.image}: {_why(_spec(item), table, name, tags)}"
+                failed[name] = f"image {item.image}: {_why(spec, table, name, tags, group)}"
         decision.failed = failed
     else:
         bad_rows = np.flatnonzero(bad)

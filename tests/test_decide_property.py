@@ -112,6 +112,9 @@ def test_decide_agrees_with_node_by_node_reference(
         # filter's form: same verdicts, no scores; detailed reasons change only the wording
         detailed = decide(images, table, names, tags=tags, missing_features=missing, scores=False)
         assert detailed.passed == passed and set(detailed.failed) == set(failed) and detailed.score_list == []
+        # prioritize's form: the same scores, no verdicts built
+        only_scores = decide(images, table, names, tags=tags, missing_features=missing, verdicts=False)
+        assert only_scores.score_list == scores and only_scores.passed == [] and only_scores.failed == {}
         # an update between the rounds: one node's features replaced, one node removed
         victim = data.draw(st.sampled_from([nf.node for nf in cluster]), label="victim")
         table.set_node(data.draw(node_features(victim), label="new features"))

@@ -79,6 +79,7 @@ async def _decide(request: web.Request, verb: str) -> tuple[ExtenderArgs, Decisi
         missing_platform=settings.missing_platform,
         detail_limit=settings.detail_limit if verb == "filter" else 0,  # prioritize sends no reasons
         scores=verb == "prioritize",  # filter sends no scores
+        verdicts=verb == "filter",  # prioritize sends no verdicts
     )
     if verb == "filter" and specs:
         verdicts = metrics.verdicts
