@@ -91,7 +91,8 @@ _NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 _YAML_BREAKS = re.compile("[\x85\u2028\u2029]")
 #: A ``\uD800``-``\uDFFF`` escape: orjson pairs surrogates, PyYAML keeps them as they are.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-#: A key whose ``:`` is on a later line: YAML cannot read that as a key (JSON can).
+#: A key whose ``:`` is on a later line: YAML cannot read that as a key (JSON can). A text without
+#: line breaks (compact JSON, as the API server and orjson write it) needs no search.
 _KEY_THEN_NEWLINE = re.compile(r'"[ \r\n]*[\r\n][ \r\n]*:')
 #: YAML gives up on a key 1,024 characters or more from its ``:``: a key, or spaces before its
 #: ``:``, over this many go to PyYAML.
@@ -166,7 +167,8 @@ def _load_json(text: str) -> Any:
     if "\x7f" in text if text.isascii() else (_NON_PRINTABLE.search(text) or _YAML_BREAKS.search(text)):
         return _NOT_JSON
     unicode_escape = "\\u" in text
-    if (unicode_escape and _SURROGATE_ESCAPE.search(text)) or _KEY_THEN_NEWLINE.search(text):
+    breaks = "\n" in text or "\r" in text
+    if (unicode_escape and _SURROGATE_ESCAPE.search(text)) or (breaks and _KEY_THEN_NEWLINE.search(text)):
         return _NOT_JSON
     if _LONG_STRING.search(text):
         return _NOT_JSON
