@@ -6,9 +6,11 @@ entries, and a table that goes away takes its caches with it. Both are :class:`B
 bounded in entries and bytes and counted for ``/metrics`` and ``/debug/sources``.
 
 * ``results``: per (spec digest, tag selection), the status matrix of every table slot and the
-  per-slot verdicts a scheduling decision reads. Valid for one table generation: the first lookup
-  after the table changed empties it (generations only grow, so older entries can never be asked
-  for again).
+  per-slot verdicts a scheduling decision reads, computed at one table generation. Read at a later
+  generation, an entry is brought up to date row by row for the slots changed since
+  (:meth:`~extender.match.table.FeatureTable.changed_since`), or recomputed when too many changed:
+  under churn a NodeFeature update costs its own row, not the whole table
+  (:func:`extender.match.evaluate.slot_verdicts`).
 * ``explanations``: per (spec digest, tag selection, node), the one-line reason a node fails, valid
   while the node's NodeFeatures object is the same one (the table replaces it on an update, never
   mutates it). A filter call reads up to ``detailLimit`` of them, so they are kept as one plain dict
@@ -52,6 +54,7 @@ class SlotVerdicts:
 @dataclass(slots=True)
 class ResultEntry:
     matrix: npt.NDArray[np.int8]  # slots x selected sets, Status values
+    generation: int  # the table generation the matrix describes
     verdicts: SlotVerdicts | None = None  # reduced on first use
 
     @property
@@ -159,14 +162,6 @@ class TableCaches:
         self.explanations = ReasonCache(
             "explanations", max_entries=explanation_entries, max_bytes=explanation_bytes
         )
-        self._generation = -1  # the table generation ``results`` holds
-
-    def results_at(self, generation: int) -> BoundedCache[ResultKey, ResultEntry]:
-        """``results``, emptied first when the table has moved on to another generation."""
-        if generation != self._generation:
-            self.results.clear()
-            self._generation = generation
-        return self.results
 
     def explanation(self, key: ExplanationKey, features: NodeFeatures | None) -> str | None:
         """The cached reason, if it was computed from this very ``features`` object."""

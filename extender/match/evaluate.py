@@ -28,15 +28,57 @@ from extender.spec.model import Spec
 Implementation = Literal["vectorized", "reference"]
 
 
+#: Past this share of the table's slots changed since an entry was computed, it is recomputed whole
+#: (the vectorized walk) rather than row by row (one reference walk per changed node).
+PATCH_SHARE = 32  # a thirty-second
+PATCH_MIN = 64  # ... but always patch up to this many rows
+
+
 def _entry(spec: Spec, table: FeatureTable, tags: frozenset[str] | None) -> ResultEntry:
-    """The cached evaluation of ``spec`` over the whole table at its current generation."""
-    results = table.caches.results_at(table.generation)
+    """The cached evaluation of ``spec`` over the whole table at its current generation: computed
+    once, then kept up to date with the rows of the slots that changed since (each by the reference
+    walk, which agrees with the vectorized one cell for cell) while they are few."""
+    results = table.caches.results
     key: ResultKey = (spec.digest, tags)
     found = results.get(key)
+    if found is not None and found.generation != table.generation:
+        found = _patched(found, spec, table, tags)
+        if found is not None:
+            results.put(key, found, found.nbytes)
     if found is None:
-        found = ResultEntry(evaluate_table(spec, table, spec.selected_sets(tags)))
+        found = ResultEntry(evaluate_table(spec, table, spec.selected_sets(tags)), table.generation)
         results.put(key, found, found.nbytes)
     return found
+
+
+def _patched(
+    entry: ResultEntry, spec: Spec, table: FeatureTable, tags: frozenset[str] | None
+) -> ResultEntry | None:
+    """``entry`` brought to the table's generation (a new entry: the old arrays may still be read
+    by a caller), or ``None`` when it is cheaper (or only possible) to compute it afresh."""
+    changed = table.changed_since(entry.generation)
+    if changed is None or len(changed) > max(PATCH_MIN, table.capacity // PATCH_SHARE):
+        return None
+    set_indexes = spec.selected_sets(tags)
+    old = entry.matrix
+    matrix = np.zeros((table.capacity, len(set_indexes)), dtype=np.int8)
+    matrix[: min(len(old), table.capacity)] = old[: table.capacity]
+    rows: list[int] = []
+    for slot in sorted(changed):  # a freed slot keeps its old row: no node reads it
+        nf = table.features_at(slot)
+        if nf is not None:
+            matrix[slot] = [int(r.status) for r in evaluate_node(spec, nf, set_indexes)]
+            rows.append(slot)
+    verdicts = None
+    if entry.verdicts is not None and len(old) == table.capacity:
+        ok, best = entry.verdicts.ok.copy(), entry.verdicts.best.copy()
+        if rows:
+            weights = np.array([spec.compatibilities[j].weight for j in set_indexes], dtype=np.int64)
+            hit = matrix[rows] == Status.MATCHED
+            ok[rows] = hit.any(axis=1)
+            best[rows] = np.where(hit, np.maximum(weights, 0), 0).max(axis=1, initial=0)
+        verdicts = SlotVerdicts(ok, best)
+    return ResultEntry(matrix, table.generation, verdicts)
 
 
 def _normalise_tags(tags: Iterable[str] | None) -> frozenset[str] | None:

@@ -25,6 +25,7 @@ a time (the extender runs on one event loop).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -41,6 +42,8 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]  # native index width: numpy gathers without converting
 
 _INITIAL_CAPACITY = 64
+#: Changes remembered for :meth:`FeatureTable.changed_since` (a result older than that is recomputed).
+_CHANGE_LOG = 8192
 
 _ScalarT = TypeVar("_ScalarT", bound=np.generic)
 
@@ -142,6 +145,10 @@ class FeatureTable:
         self._platform = Column(np.zeros(self._capacity + 1, dtype=np.intp))
         self._platform.code_for(default_platform)
         self._platforms_cache: tuple[int, tuple[str, ...]] = (-1, ())
+        #: (generation after the change, slot) per change, oldest first, at most _CHANGE_LOG of them;
+        #: ``_log_floor``: the newest generation whose changes are no longer all in the log
+        self._log: deque[tuple[int, int]] = deque()
+        self._log_floor = 0
         self.generation = 0
         #: results and explanations computed from this table (see extender/match/caches.py)
         self.caches = TableCaches()
@@ -197,8 +204,30 @@ class FeatureTable:
         slot = self._slot_of.get(node)
         return None if slot is None else self._node_features[slot]
 
+    def features_at(self, slot: int) -> NodeFeatures | None:
+        """The features of the node in ``slot`` (``None`` for a free slot)."""
+        return self._node_features.get(slot)
+
     def feature(self, name: str) -> FeatureColumns | None:
         return self._features.get(name)
+
+    def changed_since(self, generation: int) -> set[int] | None:
+        """The slots written or freed after ``generation`` (their features, platform or node
+        changed), or ``None`` when the log no longer reaches back that far."""
+        if generation < self._log_floor:
+            return None
+        changed: set[int] = set()
+        for gen, slot in reversed(self._log):
+            if gen <= generation:
+                break
+            changed.add(slot)
+        return changed
+
+    def _changed(self, slot: int) -> None:
+        self.generation += 1
+        self._log.append((self.generation, slot))
+        while len(self._log) > _CHANGE_LOG:
+            self._log_floor = self._log.popleft()[0]
 
     def platform_of(self, node: str) -> str | None:
         """The node's platform key, ``None`` for a node the table does not know."""
@@ -245,7 +274,7 @@ class FeatureTable:
         if platform is None:
             platform = platform_from_features(nf, self.default_platform)
         self._platform.codes[slot] = self._platform.code_for(platform)
-        self.generation += 1
+        self._changed(slot)
 
     def remove_node(self, node: str) -> bool:
         slot = self._slot_of.pop(node, None)
@@ -255,7 +284,7 @@ class FeatureTable:
         self._names[slot] = None
         self._alive[slot] = False
         self._free.append(slot)
-        self.generation += 1
+        self._changed(slot)
         return True
 
     def _allocate(self, node: str) -> int:
