@@ -22,9 +22,11 @@ separated by a rule line. What differs from NFD's client, and why:
   there) and ``SKIPPED`` (not evaluated: the feature is absent, or an earlier matcher failed);
 * inside ``matchAny`` each block opens with a label giving its own status and, when it failed, the
   expressions that failed, since one matching block is enough;
-* no line is wider than :data:`WIDTH` (120) columns: the table's columns share that width and long
-  cells wrap inside their column, long value lists in expressions are cut to a few values and
-  ``... N more``, and any other long line wraps with an indented continuation (:func:`fit`);
+* no line is wider than :data:`WIDTH` (120) columns: when the six columns do not fit, what was
+  found moves to a line of its own under its row (``found: ...``), the other columns share the width
+  and long cells wrap inside their column, long value lists in expressions keep the values that fit
+  and ``... N more``, and any other long line wraps with an indented continuation (:func:`fit`);
+* a set without a description has no ``Description:`` line;
 * plain ASCII, no colours: it goes to logs, files and ``curl`` as often as to a terminal.
 
 :func:`failures` lists what made a set fail, per block: for a failing rule its ``matchFeatures``
