@@ -2,8 +2,12 @@
 one synchronous stretch on the event loop. The oracle the paced endpoints (extender/http/debug.py)
 are compared with: within their time budget they must answer these bytes exactly.
 
-The handlers below are that commit's, unchanged but for the imports; the input parsing they share
-with today's module (``_pod_and_nodes``, ``_whatif_request``, ``_best``) did not change and is imported.
+The handlers below are that commit's, unchanged but for the imports and the text report: where they
+called ``Explanation.render_text()`` they call the report's renderer
+(:func:`extender.match.report.render`, what ``render_text`` became), and ``_answer`` fits the text to
+120 columns (:func:`extender.match.report.fit`), as the paced endpoints do since the report format
+changed. The input parsing they share with today's module (``_pod_and_nodes``, ``_whatif_request``,
+``_best``) did not change and is imported.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from extender.http.context import FEATURES, METRICS, SETTINGS, SPECS, AppSetting
 from extender.http.debug import _best, _pod_and_nodes, _whatif_request
 from extender.http.metrics import Metrics
 from extender.match.explain import explain
+from extender.match.report import fit, render
 from extender.match.table import FeatureTable
 from extender.pods import parse_tags, pod_failure_policy, pod_images, pod_tags
 from extender.sources.base import FeatureSource, SpecSource
@@ -46,7 +51,7 @@ def _error(message: str, status: int) -> web.Response:
 def _answer(request: web.Request, doc: dict[str, Any], text: str) -> web.Response:
     fmt = request.query.get("format", "json")
     if fmt == "text":
-        return web.Response(text=text)
+        return web.Response(text=fit(text))
     if fmt != "json":
         return _error(f"format: expected json or text, got {fmt!r}", 400)
     return web.Response(body=orjson.dumps(doc), content_type="application/json")
@@ -115,7 +120,7 @@ async def explain_image(request: web.Request) -> web.Response:
             }
         )
         text.append(f"\n== {name}: {verdict.upper()}, score {decision.scores.get(name, 0)}")
-        text.append(account.render_text().rstrip("\n"))
+        text.append(render(account.to_dict()).rstrip("\n"))
     if total > len(names):
         text.append(f"\n({total - len(names)} more nodes not shown; add &node=NAME)")
     doc = {
@@ -187,7 +192,7 @@ async def explain_pod(request: web.Request) -> web.Response:
             text.append(f"   reason: {decision.failed[name]}")
         for image, account in accounts:
             text.append(f"-- image {image}")
-            text.append(account.render_text().rstrip("\n"))
+            text.append(render(account.to_dict()).rstrip("\n"))
     if total > len(names):
         text.append(f"\n({total - len(names)} more nodes not shown; add ?node=NAME)")
     doc = {
@@ -230,7 +235,7 @@ async def whatif(request: web.Request) -> web.Response:
         row["explanation"] = account.to_dict()
         rows.append(row)
         text.append(f"\n== {image}: {verdict.upper()} ({account.summary()})")
-        text.append(account.render_text().rstrip("\n"))
+        text.append(render(account.to_dict()).rstrip("\n"))
     doc = {
         "node": nf.node,
         "tags": sorted(tags) if tags is not None else None,

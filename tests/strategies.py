@@ -138,3 +138,67 @@ def node_features(draw: st.DrawFn, node: str) -> NodeFeatures:
 def clusters(draw: st.DrawFn) -> list[NodeFeatures]:
     n = draw(st.integers(1, 6))
     return [draw(node_features(f"n{i}")) for i in range(n)]
+
+
+# Long names and values, long value lists, many instances: for the report's width (tests/test_report.py).
+# The small alphabets above make short lines; these make every cell of a report too wide.
+LONG_NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=120)
+LONG_VALUES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._- /:", max_size=160)
+
+
+@st.composite
+def wide_cases(draw: st.DrawFn) -> tuple[Spec, NodeFeatures]:
+    """A spec and a node whose feature names, keys and values (a pool of each, so that they meet)
+    are long, with long value lists and many instances."""
+    features = draw(st.lists(LONG_NAMES, min_size=1, max_size=3, unique=True))
+    keys = draw(st.lists(LONG_NAMES, min_size=1, max_size=4, unique=True))
+    values = draw(st.lists(LONG_VALUES, min_size=1, max_size=6, unique=True))
+
+    def expression() -> MatchExpression:
+        op = draw(st.sampled_from(OPS))
+        n = draw(st.integers(0, 30))
+        return MatchExpression(
+            op=op, value=tuple(draw(st.lists(st.sampled_from(values), min_size=n, max_size=n)))
+        )
+
+    def term() -> FeatureTerm:
+        chosen = draw(st.lists(st.sampled_from(keys), max_size=3, unique=True))
+        name = expression() if draw(st.booleans()) else None
+        return FeatureTerm(
+            feature=draw(st.sampled_from(features)),
+            match_expressions=tuple((k, expression()) for k in chosen),
+            match_name=name,
+        )
+
+    def rule() -> Rule:
+        any_of = tuple(
+            tuple(term() for _ in range(draw(st.integers(1, 2)))) for _ in range(draw(st.integers(0, 4)))
+        )
+        return Rule(
+            name=draw(LONG_NAMES),
+            match_features=tuple(term() for _ in range(draw(st.integers(0 if any_of else 1, 2)))),
+            match_any=any_of,
+        )
+
+    sets = tuple(
+        CompatibilitySet(
+            rules=tuple(rule() for _ in range(draw(st.integers(1, 2)))),
+            weight=draw(st.integers(0, 100)),
+            tag=draw(st.sampled_from(["", "t"])) + draw(LONG_VALUES),
+            description=draw(LONG_VALUES) * draw(st.integers(0, 3)),
+        )
+        for _ in range(draw(st.integers(1, 2)))
+    )
+    spec = Spec(
+        version="v1alpha1",
+        compatibilities=sets,
+        digest="sha256:" + hashlib.sha256(repr(sets).encode()).hexdigest(),
+    )
+    element = st.dictionaries(st.sampled_from(keys), st.sampled_from(values), max_size=4)
+    nf = NodeFeatures(
+        node=draw(LONG_NAMES),
+        flags={f: frozenset(draw(st.lists(st.sampled_from(keys)))) for f in features if draw(st.booleans())},
+        attributes={f: draw(element) for f in features if draw(st.booleans())},
+        instances={f: tuple(draw(st.lists(element, max_size=12))) for f in features if draw(st.booleans())},
+    )
+    return spec, nf

@@ -1,5 +1,5 @@
 """``compat-extender explain`` against a real ``serve`` on the bundled examples, and the table it
-prints (extender/cli/report.py)."""
+prints (extender/match/report.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from extender.cli.main import main
-from extender.cli.report import failures, render_expression, render_table
 from extender.features.nodefeature import features_from_dict
 from extender.match.explain import explain
+from extender.match.report import WIDTH, failures, render, render_expression
 from extender.spec.parse import parse_spec
 from tests.serving import serving
 
@@ -41,14 +41,16 @@ async def test_explain_one_node_prints_the_table(tmp_path: Path, capsys: pytest.
         code, out, _ = await _explain(capsys, "--url", url, "--image", DPDK, "--node", "dpdk-e810-01")
         assert code == 0, out
         assert "=== dpdk-e810-01: COMPATIBLE" in out
-        assert "RULE nic - OK" in out and "matchAny[0]" in out
+        assert "RULE: nic - OK" in out and "matchAny[0]: OK (one of the 3 blocks must match)" in out
         assert "| cpu.cpuid.AVX2" in out
         assert "1 of 1 node(s) shown can run the image; 0 cannot" in out
 
         code, out, _ = await _explain(capsys, "--url", url, "--image", DPDK, "--node", "gpu-h100-01")
         assert code == 1
         assert "=== gpu-h100-01: INCOMPATIBLE" in out
-        assert "FAIL" in out and "first mismatch:" in out
+        assert "FAIL" in out
+        assert "set #0: first mismatch: rule hugepages, matchFeatures: memory.hugepages.enabled" in out
+        assert max(len(line) for line in out.splitlines()) <= WIDTH
 
 
 async def test_explain_every_node_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,23 +114,31 @@ def test_table_and_failures_say_what_is_missing() -> None:
         },
     )
     account = explain(spec, nf, node="n1").to_dict()
-    text = render_table(account)
+    text = render(account)
     assert text.startswith("NODE n1: INCOMPATIBLE")
-    assert "COMPATIBILITY SET #0  weight 5  tag gpu  - FAIL" in text
-    assert "RULE kernel - FAIL" in text and "RULE nic - FAIL" in text
+    assert "COMPATIBILITY SET #0 Weight: 5; Tag: gpu - FAIL" in text
+    assert "RULE: kernel - FAIL" in text and "RULE: nic - FAIL" in text
     assert "kernel.version.major" in text and "value '4'" in text
-    assert "matchAny[1]: one of the matchAny blocks must match" in text
+    # each matchAny block with its own status and what failed in it
+    assert "matchAny[0]: FAIL (one of the 2 blocks must match); failed: pci.device.vendor" in text
+    assert "matchAny[1]: FAIL (one of the 2 blocks must match); failed: kernel.loadedmodule" in text
     # every table line of a rule has the same width
-    block = text.split("RULE kernel - FAIL\n", 1)[1].split("\nRULE", 1)[0].splitlines()
+    block = text.split("RULE: kernel - FAIL\n", 1)[1].split("\nRULE", 1)[0].splitlines()
     assert len({len(line) for line in block}) == 1
     got = failures(account["sets"][0])
-    assert [(f["rule"], f["in"], f["feature"], f["key"]) for f in got] == [
-        ("kernel", "matchFeatures", "kernel.version", "major"),
-        ("nic", "matchAny[0]", "pci.device", "vendor"),
-        ("nic", "matchAny[1]", "kernel.loadedmodule", ""),
+    assert account["sets"][0]["failures"] == got  # the JSON form carries them
+    assert [(g["rule"], g["block"], g["status"]) for g in got] == [
+        ("kernel", "matchFeatures", "not matched"),
+        ("nic", "matchAny[0]", "not matched"),
+        ("nic", "matchAny[1]", "not matched"),
     ]
-    assert got[0]["expression"] == '{op: "Gt", value: ["5"]}'
-    assert got[0]["found"] == "value '4'"
+    assert [[(f["feature"], f["key"]) for f in g["failed"]] for g in got] == [
+        [("kernel.version", "major")],
+        [("pci.device", "vendor")],
+        [("kernel.loadedmodule", "")],
+    ]
+    assert got[0]["failed"][0]["expression"] == '{op: "Gt", value: ["5"]}'
+    assert got[0]["failed"][0]["found"] == "value '4'"
     assert render_expression({"op": "Exists"}) == '{op: "Exists"}'
 
     ok = features_from_dict(
@@ -139,11 +149,11 @@ def test_table_and_failures_say_what_is_missing() -> None:
         },
     )
     account = explain(spec, ok, node="n2").to_dict()
-    assert render_table(account).startswith("NODE n2: COMPATIBLE")
+    assert render(account).startswith("NODE n2: COMPATIBLE")
     assert failures(account["sets"][0]) == []
     # no set selected: says so instead of printing nothing
     none = explain(spec, ok, node="n2", tags=frozenset({"cpu"})).to_dict()
-    assert "no compatibility set selected" in render_table(none)
+    assert "no compatibility set selected" in render(none)
 
 
 def test_long_values_are_cut() -> None:
@@ -160,8 +170,8 @@ compatibilities:
     nf = features_from_dict(
         "n", {"attributes": {"system.osrelease": {"elements": {"PRETTY_NAME": "y" * 500}}}}
     )
-    text = render_table(explain(spec, nf, node="n").to_dict())
-    assert max(len(line) for line in text.splitlines()) < 250
+    text = render(explain(spec, nf, node="n").to_dict())
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
     assert "..." in text
 
 
@@ -191,10 +201,12 @@ compatibilities:
         },
     )
     account = explain(spec, nf, node="n").to_dict()
-    text = render_table(account)
+    text = render(account)
     assert "INCOMPATIBLE" in text
-    row = next(line for line in text.splitlines() if "(the rows above together)" in line)
-    assert "NOT MATCHED" in row and "no single instance satisfies every expression" in row
-    assert [f["found"] for f in failures(account["sets"][0])] == [
-        "no single instance satisfies every expression"
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "(the rows above together)" in line)
+    assert "| FAIL " in lines[at]  # the table is too wide for six columns: what was found comes below
+    assert lines[at + 1].startswith("|   | found: no single instance satisfies every expression")
+    assert [(g["block"], [f["found"] for f in g["failed"]]) for g in failures(account["sets"][0])] == [
+        ("matchFeatures", ["no single instance satisfies every expression"])
     ]

@@ -34,13 +34,13 @@ def test_nodefeature_file_compatible_and_not(capsys: pytest.CaptureFixture[str])
         capsys, "--spec", str(DPDK_SPEC), "--features", str(NODEFEATURES / "dpdk-e810-01.yaml")
     )
     assert code == 0, out
-    assert "NODE dpdk-e810-01: COMPATIBLE" in out and "RULE hugepages - OK" in out
+    assert "NODE dpdk-e810-01: COMPATIBLE" in out and "RULE: hugepages - OK" in out
 
     code, out, _ = _run(
         capsys, "--spec", str(DPDK_SPEC), "--features", str(NODEFEATURES / "gpu-h100-01.yaml")
     )
     assert code == 1
-    assert "NODE gpu-h100-01: INCOMPATIBLE" in out and "RULE hugepages - FAIL" in out
+    assert "NODE gpu-h100-01: INCOMPATIBLE" in out and "RULE: hugepages - FAIL" in out
 
 
 def test_json_lists_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,7 +60,11 @@ def test_json_lists_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
         "hugepages": "not matched",
         "nic": "matched",
     }
-    missing = {(f["feature"], f["key"]): f["found"] for f in s["failures"]}
+    # grouped per block: the hugepages rule's matchFeatures; nic matched, so none of its blocks
+    assert [(g["rule"], g["block"], g["status"]) for g in s["failures"]] == [
+        ("hugepages", "matchFeatures", "not matched")
+    ]
+    missing = {(f["feature"], f["key"]): f["found"] for g in s["failures"] for f in g["failed"]}
     assert missing == {
         ("memory.hugepages", "enabled"): "value 'false'",
         ("memory.hugepages", "hugepages-1Gi"): "value '0'",
@@ -154,7 +158,7 @@ def test_image_from_real_registry(
     assert code == 0 and doc["image"] == image and doc["compatible"] is True
     assert doc["spec"]["digest"].startswith("sha256:")
     code, out, _ = _run(capsys, "--image", image, "--features", str(NODEFEATURES / "gpu-h100-01.yaml"))
-    assert code == 1 and "RULE hugepages - FAIL" in out
+    assert code == 1 and "RULE: hugepages - FAIL" in out
 
     code, _, err = _run(capsys, "--image", f"{distribution.host}/validate/missing:1", "--features", features)
     assert code == 2 and "spec lookup failed" in err
@@ -195,13 +199,17 @@ def test_live_host_discovery_through_host_prefix(tmp_path: Path, capsys: pytest.
     assert code == 0, doc
     assert doc["compatible"] is True and doc["features"]["host"]["sys"] == f"{prefix}sys"
     code, out, _ = _run(capsys, "--spec", str(spec), "--host-prefix", prefix)
-    assert code == 0 and "RULE vfio - OK" in out
+    assert code == 0 and "RULE: vfio - OK" in out
 
     spec.write_text(HOST_SPEC.replace("vfio_pci", "nouveau").replace('["6"]', '["99"]'))
     code, out, _ = _run(capsys, "--spec", str(spec), "--host-prefix", prefix, "--json")
     doc = json.loads(out)
     assert code == 1 and doc["compatible"] is False
-    missing = {(f["rule"], f["feature"], f["key"]): f["found"] for f in doc["sets"][0]["failures"]}
+    missing = {
+        (g["rule"], f["feature"], f["key"]): f["found"]
+        for g in doc["sets"][0]["failures"]
+        for f in g["failed"]
+    }
     assert missing[("vfio", "kernel.loadedmodule", "nouveau")] == "flag absent"
     assert ("kernel", "kernel.version", "major") in missing
 

@@ -107,7 +107,7 @@ async def test_explain_text(client: TestClient[Any, Any]) -> None:
     text = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/plain"
     assert "== node-c: INCOMPATIBLE, score 0" in text
-    assert "COMPATIBILITY SET #0 Weight: 8; Tag: passthrough - NOT MATCHED" in text
+    assert "COMPATIBILITY SET #0 Weight: 8; Tag: passthrough - FAIL" in text
     assert "kernel.loadedmodule.vfio-pci" in text
 
 

@@ -33,6 +33,7 @@ from extender.http import debug
 from extender.http.app import AppSettings, build_app
 from extender.match.explain import Explanation
 from extender.match.explain import explain as real_explain
+from extender.match.report import fit
 from extender.match.table import FeatureTable
 from extender.sources.base import StaticFeatures, StaticSpecs
 from extender.spec.model import CompatibilitySet, Spec
@@ -290,8 +291,8 @@ async def test_explain_image_stops_at_its_budget_and_says_so(monkeypatch: pytest
     assert status == 200
     assert out == {**full, "nodes": full["nodes"][:3], "truncated": True, "truncatedReason": reason}
     assert list(out)[-1] == "truncatedReason" and out["nodesTotal"] == 10
-    # the text: the same three blocks, then what was left out and why
-    assert text == full_text.split("\n== node-0003")[0] + f"\n(7 more nodes not shown: {reason})\n"
+    # the text: the same three blocks, then what was left out and why (wrapped to the report's width)
+    assert text == full_text.split("\n== node-0003")[0] + fit(f"\n(7 more nodes not shown: {reason})\n")
 
 
 async def test_explain_pod_stops_at_its_budget_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -304,7 +305,7 @@ async def test_explain_pod_stops_at_its_budget_and_says_so(monkeypatch: pytest.M
     reason = truncation(2.5, 2, 6, "nodes", "ask for one (?node=NAME)")
     assert out == {**full, "nodes": full["nodes"][:2], "truncated": True, "truncatedReason": reason}
     assert "== node-0001" in text and "== node-0002" not in text
-    assert text.endswith(f"\n\n(4 more nodes not shown: {reason})\n")
+    assert text.endswith(fit(f"\n\n(4 more nodes not shown: {reason})\n"))
 
 
 async def test_whatif_stops_at_its_budget_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -333,7 +334,7 @@ async def test_whatif_stops_at_its_budget_and_says_so(monkeypatch: pytest.Monkey
     reason = truncation(1.5, 2, 4, "images with a spec", "send fewer")
     assert out["truncated"] is True and out["truncatedReason"] == reason
     assert "== reg/gpu:1#2: UNKNOWN (not explained: the time budget ran out)" in text
-    assert text.endswith(f"\n\n(2 images not explained: {reason})\n")
+    assert text.endswith(fit(f"\n\n(2 images not explained: {reason})\n"))
 
 
 async def test_within_the_budget_nothing_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:

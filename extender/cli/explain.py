@@ -3,8 +3,9 @@
     compat-extender explain --image REF [--node NAME] [--tags a,b] [--url URL] [--json]
 
 A client of ``GET /debug/explain`` (debug endpoints on; ``kubectl port-forward`` to reach one in a
-cluster). It prints the same table as ``validate-node``, one per node, from the extender's own
-account, so what it shows is what the filter decided. Exit codes: 0 every node shown can run the
+cluster). It prints the same report as ``validate-node`` and the extender's ``format=text``
+(:mod:`extender.match.report`), one per node, from the extender's own account, so what it shows is
+what the filter decided. Exit codes: 0 every node shown can run the
 image (or the image has no spec: it imposes nothing), 1 at least one cannot, 2 any error (extender
 unreachable, debug endpoints off, registry lookup failed, bad answer).
 """
@@ -20,8 +21,8 @@ from typing import Any
 
 import orjson
 
-from extender.cli.report import failures, render_table
 from extender.errors import CommandError
+from extender.match.report import failures, fit, render
 
 DEFAULT_URL = "http://127.0.0.1:8888"
 MAX_ANSWER_BYTES = 256 << 20
@@ -126,26 +127,43 @@ def explain_command(args: argparse.Namespace) -> int:
     return 1 if incompatible else 0
 
 
+def _first_mismatch(set_account: dict[str, Any]) -> str | None:
+    """``set #0: first mismatch: rule nic, matchAny[0]: pci.device.device {...}: found``, from the
+    set's failures (grouped per block; computed here when an older extender did not send them)."""
+    groups = set_account.get("failures")
+    if not isinstance(groups, list):
+        groups = failures(set_account)
+    for group in groups:
+        for f in group.get("failed") or []:
+            where = f"rule {group.get('rule') or '(unnamed)'}, {group.get('block')}"
+            name = f"{f.get('feature')}.{f['key']}" if f.get("key") else str(f.get("feature"))
+            what = f"{name} {f.get('expression', '')}".rstrip()
+            return f"set #{set_account.get('index')}: first mismatch: {where}: {what}: {f.get('found', '')}"
+    return None
+
+
 def _print_table(doc: dict[str, Any], rows: list[dict[str, Any]], n_bad: int) -> None:
     spec = doc.get("spec") or {}
     tags = doc.get("tags")
-    print(f"IMAGE {doc.get('image')}")
-    print(f"spec {spec.get('digest')}, {spec.get('sets')} compatibility set(s)", end="")
-    print(f"; tags {', '.join(tags)}" if tags else "; all sets")
-    for w in spec.get("warnings") or []:
-        print(f"  warning: {w}")
+    out = [f"IMAGE {doc.get('image')}"]
+    sets = f"spec {spec.get('digest')}, {spec.get('sets')} compatibility set(s)"
+    out.append(sets + (f"; tags {', '.join(tags)}" if tags else "; all sets"))
+    out.extend(f"  warning: {w}" for w in spec.get("warnings") or [])
     for row in rows:
-        print()
-        print(f"=== {row.get('node')}: {str(row.get('verdict', '')).upper()}, score {row.get('score', 0)}")
+        out.append("")
+        out.append(
+            f"=== {row.get('node')}: {str(row.get('verdict', '')).upper()}, score {row.get('score', 0)}"
+        )
         explanation = row.get("explanation") or {}
-        print(render_table(explanation, heading=False), end="")
+        out.append(render(explanation, heading=False).rstrip("\n"))
         for s in explanation.get("sets") or []:
-            if s.get("status") != "matched":
-                for f in failures(s)[:1]:
-                    print(f"set #{s.get('index')}: first mismatch: {f['feature']}", end="")
-                    print(f".{f['key']}" if f.get("key") else "", end="")
-                    print(f" {f.get('expression', '')}: {f.get('found', '')}".rstrip())
-    print()
+            mismatch = _first_mismatch(s) if s.get("status") != "matched" else None
+            if mismatch:
+                out.append(mismatch)
+    out.append("")
     total = doc.get("nodesTotal", len(rows))
-    print(f"{len(rows) - n_bad} of {len(rows)} node(s) shown can run the image; {n_bad} cannot", end="")
-    print(f" ({total - len(rows)} more not shown: add --node NAME)" if doc.get("truncated") else "")
+    shown = f"{len(rows) - n_bad} of {len(rows)} node(s) shown can run the image; {n_bad} cannot"
+    out.append(
+        shown + (f" ({total - len(rows)} more not shown: add --node NAME)" if doc.get("truncated") else "")
+    )
+    print(fit("\n".join(out)))

@@ -33,7 +33,6 @@ from typing import Any
 import orjson
 
 from extender.cli.registry import registry_config
-from extender.cli.report import failures, render_table
 from extender.errors import CommandError, ExtenderError
 from extender.features.nodefeature import (
     API_VERSION,
@@ -44,6 +43,7 @@ from extender.features.nodefeature import (
 )
 from extender.images import parse_reference
 from extender.match.explain import explain
+from extender.match.report import fit, render
 from extender.sources.files import objects_in
 from extender.sources.from_config import registry_client, registry_specs
 from extender.sources.host.discover import HostPaths, discover
@@ -283,23 +283,23 @@ def validate_node_command(args: argparse.Namespace) -> int:
             "tags": sorted(tags) if tags else None,
             "node": account["node"],
             "compatible": account["compatible"],
-            "sets": [{**s, "failures": failures(s)} for s in account["sets"]],
+            "sets": account["sets"],  # each with its failures, grouped per block
         }
         if error is not None:
             doc["error"] = error
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         what = args.image or args.spec
-        print(f"{what}: spec {spec.digest}, {len(spec.compatibilities)} compatibility set(s)")
+        print(fit(f"{what}: spec {spec.digest}, {len(spec.compatibilities)} compatibility set(s)"))
         if args.features is not None:
-            print(f"features: from {args.features}")
+            print(fit(f"features: from {args.features}"))
         else:
-            print(f"features: discovered on this host ({', '.join(origin['host'].values())})")
+            print(fit(f"features: discovered on this host ({', '.join(origin['host'].values())})"))
         for w in spec.warnings:
-            print(f"  warning: {w}")
+            print(fit(f"  warning: {w}"))
         for p in problems:
-            print(f"  discovery: {p}")
-        print(render_table(account), end="")
+            print(fit(f"  discovery: {p}"))
+        print(render(account), end="")
     if error is not None:  # NFD's client stops with an error here; so does this command
         print(f"compat-extender: {error}", file=sys.stderr)
         return 2

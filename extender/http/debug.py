@@ -83,6 +83,7 @@ from extender.http.context import (
 from extender.http.metrics import CacheStats
 from extender.http.wire import decode_args
 from extender.match.explain import Explanation, explain
+from extender.match.report import fit, render
 from extender.match.table import FeatureTable
 from extender.pods import parse_tags, pod_failure_policy, pod_images, pod_tags
 from extender.sources.base import KnownImages, lookup_image
@@ -193,12 +194,13 @@ class _Pieces:
         self.parts.append(orjson.dumps(row))
 
     def block(self, lines: list[str]) -> None:
-        self.parts.append("\n".join(lines).encode())
+        self.parts.append(fit("\n".join(lines)).encode())
 
     def response(
         self, head: dict[str, Any], key: str, tail: dict[str, Any], first: str, last: list[str]
     ) -> web.Response:
-        """JSON: ``{**head, key: [rows], **tail}``; text: ``first``, the blocks, ``last``, one per line."""
+        """JSON: ``{**head, key: [rows], **tail}``; text: ``first``, the blocks, ``last``, one per line
+        (each line at most :data:`extender.match.report.WIDTH` wide)."""
         if self.json:
             body = b"".join(
                 (
@@ -212,7 +214,7 @@ class _Pieces:
                 )
             )
             return web.Response(body=body, content_type=JSON)
-        text = b"\n".join([first.encode(), *self.parts, *(line.encode() for line in last)]) + b"\n"
+        text = b"\n".join([fit(first).encode(), *self.parts, *(fit(line).encode() for line in last)]) + b"\n"
         return web.Response(body=text, content_type="text/plain", charset="utf-8")
 
 
@@ -365,7 +367,7 @@ async def explain_image(request: web.Request) -> web.Response:
             if variant is not None and variant.spec is not None:
                 account = explain(variant.spec, features[name], node=name, tags=tags)
                 row["explanation"] = account.to_dict()
-                block.append(account.render_text().rstrip("\n"))
+                block.append(render(row["explanation"]).rstrip("\n"))
             else:
                 row["explanation"] = None
             if pieces.json:
@@ -465,6 +467,7 @@ async def explain_pod(request: web.Request) -> web.Response:
                 break
             nf = features[name]
             accounts: list[tuple[str, Explanation]] = []
+            reports: list[tuple[str, dict[str, Any]]] = []  # (image, its explanation's JSON form)
             image_docs: list[dict[str, Any]] = []
             notes: list[str] = []
             for s in specs:
@@ -485,6 +488,7 @@ async def explain_pod(request: web.Request) -> web.Response:
                     account = explain(spec, nf, node=name, tags=tags)
                     accounts.append((label, account))
                     doc["explanation"] = account.to_dict()
+                    reports.append((label, doc["explanation"]))
                 image_docs.append(doc)
                 await pacer.turn()
             verdict = _verdict(decision, name, nf is not None)
@@ -499,9 +503,9 @@ async def explain_pod(request: web.Request) -> web.Response:
                 if name in decision.failed:
                     block.append(f"   reason: {reason}")
                 block.extend(notes)
-                for image, account in accounts:
+                for image, report in reports:
                     block.append(f"-- image {image}")
-                    block.append(account.render_text().rstrip("\n"))
+                    block.append(render(report).rstrip("\n"))
                 pieces.block(block)
             done += 1
             await pacer.turn()
@@ -632,7 +636,7 @@ async def whatif(request: web.Request) -> web.Response:
             row.update(verdict=verdict, reason=account.summary(), bestSet=best, weight=weight)
             row["explanation"] = account.to_dict()
             text.append(f"\n== {image}: {verdict.upper()} ({account.summary()})")
-            text.append(account.render_text().rstrip("\n"))
+            text.append(render(row["explanation"]).rstrip("\n"))
             explained += 1
             await pacer.turn()
     if every_known:
@@ -655,7 +659,7 @@ async def whatif(request: web.Request) -> web.Response:
         )
         text.append(f"\n({stopped} images not explained: {doc['truncatedReason']})")
     if fmt == "text":
-        return web.Response(text="\n".join(text) + "\n")
+        return web.Response(text=fit("\n".join(text)) + "\n")
     return web.Response(body=orjson.dumps(doc), content_type=JSON)
 
 

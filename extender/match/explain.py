@@ -1,5 +1,6 @@
 """Why a spec does or does not match one node: a structured account, per set, rule, term and
-expression, ready for JSON (``to_dict``) and for people (``render_text``, ``summary``).
+expression, ready for JSON (``to_dict``, with each failing set's ``failures`` grouped per block) and
+for people (``render_text``: the report of :mod:`extender.match.report`; ``summary``: one line).
 
 The verdicts come from the reference evaluator's own functions (``match_multi``, ``match_names``,
 ``eval_rule``), so an explanation can never disagree with the matchers; this module only adds what
@@ -15,10 +16,11 @@ from typing import Any
 from extender.errors import EvaluationError
 from extender.features.nodefeature import NodeFeatures
 from extender.match.reference import eval_expression, eval_rule, evaluate_node, match_multi, match_names
+from extender.match.report import ERROR, FAILED, MATCHED, SKIPPED, failures, render
 from extender.match.result import Status
 from extender.spec.model import RULE_BACKREF_FEATURE, FeatureTerm, MatchExpression, Rule, Spec
 
-MATCHED, FAILED, ERROR, SKIPPED = "matched", "not matched", "error", "not evaluated"
+__all__ = ["ERROR", "FAILED", "MATCHED", "SKIPPED", "Explanation", "explain"]
 
 
 @dataclass(slots=True)
@@ -100,6 +102,7 @@ class SetAccount:
         if self.error:
             d["error"] = self.error
         d["rules"] = [r.to_dict() for r in self.rules]
+        d["failures"] = failures(d)
         return d
 
 
@@ -136,38 +139,9 @@ class Explanation:
         return f"{label}: {_first_failure(s)}{more}"
 
     def render_text(self) -> str:
-        lines = [
-            f"NODE {self.node}{'' if self.known else ' (no NodeFeature)'}: "
-            f"{'COMPATIBLE' if self.compatible else 'INCOMPATIBLE'}"
-        ]
-        for s in self.sets:
-            head = f"COMPATIBILITY SET #{s.index} Weight: {s.weight}" + (f"; Tag: {s.tag}" if s.tag else "")
-            lines.append(f"  {head} - {s.status.upper()}")
-            if s.description:
-                lines.append(f"    Description: {s.description}")
-            if s.error:
-                lines.append(f"    Error: {s.error}")
-            for r in s.rules:
-                lines.append(f"    RULE: {r.name or '(unnamed)'} - {r.status.upper()}")
-                for t in r.match_features:
-                    lines.extend(_term_lines(t, "      "))
-                for i, el in enumerate(r.match_any):
-                    lines.append(f"      matchAny[{i}]:")
-                    for t in el:
-                        lines.extend(_term_lines(t, "        "))
-        return "\n".join(lines) + "\n"
-
-
-def _term_lines(t: TermAccount, indent: str) -> list[str]:
-    parts = ",".join(t.parts) or "absent"
-    out = [f"{indent}{t.feature} [{parts}] - {t.status.upper()}" + (f" ({t.note})" if t.note else "")]
-    for e in t.expressions:
-        name = f"{t.feature}.{e.key}" if e.key else f"{t.feature} (name)"
-        err = f" error: {e.error}" if e.error else ""
-        out.append(
-            f"{indent}  {name:<40} {e.expression.render():<44} {e.status.upper():<13} found: {e.found}{err}"
-        )
-    return out
+        """The report people read (:func:`extender.match.report.render`), as the server's
+        ``format=text`` and the CLI print it."""
+        return render(self.to_dict())
 
 
 def _first_failure(s: SetAccount) -> str:
@@ -189,6 +163,11 @@ def _first_failure(s: SetAccount) -> str:
 
 def _quote(v: str) -> str:
     return repr(v) if len(v) <= 64 else repr(v[:61] + "...")
+
+
+def _more(n: int) -> str:
+    """The end of a value list cut after its first values: how many were left out."""
+    return f", ... {n} more" if n > 0 else ""
 
 
 def _try(expr: MatchExpression, present: bool, value: str | None) -> tuple[str, str]:
@@ -218,7 +197,7 @@ def _explain_expression(
         statuses.extend(results)
         seen = sorted({i[key] for i in insts if key in i})
         n_ok = sum(r[0] == MATCHED for r in results)
-        vals = ", ".join(_quote(v) for v in seen[:8]) + (", ..." if len(seen) > 8 else "")
+        vals = ", ".join(_quote(v) for v in seen[:8]) + _more(len(seen) - 8)
         found.append(
             f"{n_ok} of {len(insts)} instances match" + (f" (values: {vals})" if seen else " (key on none)")
         )
@@ -247,7 +226,7 @@ def _explain_name(
         elif st == ERROR and not error:
             error = err
     status = ERROR if error else (MATCHED if hits else FAILED)
-    shown = ", ".join(_quote(h) for h in hits[:8]) + (", ..." if len(hits) > 8 else "")
+    shown = ", ".join(_quote(h) for h in hits[:8]) + _more(len(hits) - 8)
     found = f"{len(hits)} of {len(names)} names match" + (f": {shown}" if hits else "")
     return ExpressionAccount("", "matchName", expr, status, found, error)
 
