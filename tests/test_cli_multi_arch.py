@@ -18,10 +18,13 @@ from typing import Any
 import pytest
 
 from extender.cli.main import main
+from extender.cli.validate import host_platform
+from extender.features.nodefeature import NodeFeatures
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.transport import AiohttpTransport
 from extender.spec.parse import parse_spec
 from tests.distribution import Distribution
+from tests.fake_host import FakeHost, intel_host
 from tests.oci_images import push_index
 from tests.oci_registry import FakeRegistry, serve_registry
 
@@ -258,6 +261,141 @@ async def test_attach_platform_puts_the_artifact_on_that_platforms_manifest(
     assert code == 0 and f"@{pushed.index}: " in out
 
 
+#: node -> its cpu.cpuid flags (a bare features map each)
+NODES = {
+    "x-avx512": ("SSE2", "CMOV", "AVX512F"),
+    "x-old": ("SSE2", "CMOV"),
+    "a-sve": ("ASIMD", "FP", "SVE"),
+    "a-old": ("ASIMD", "FP"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_validate_node_judges_the_node_by_its_platforms_variant(
+    standin: Standin, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    """Each node's platform is told from its features (x86-64 or arm64 flags) and it is judged by
+    that platform's variant: the same verdict the spec of that variant gives, nothing else's."""
+    on_index, on_children, expected = CASES[case]
+    pushed = standin.push(f"validate/{case}", on_index, on_children)
+    for node, flags in NODES.items():
+        platform = AMD64 if "SSE2" in flags else ARM64
+        origin, spec = expected[platform]
+        needed = spec.split(b"name: ")[1].split(b"\n")[0].decode().upper()  # avx512f, sve, sse2
+        want = 0 if any(f.upper() == needed for f in flags) else 1
+        features = features_file(tmp_path, node, *flags)
+        code, out, _ = await cli(
+            capsys, "validate-node", "--image", pushed.image, "--features", features, "--json"
+        )
+        doc = json.loads(out)
+        assert code == want and doc["compatible"] is (want == 0), (node, doc)
+        subject = pushed.manifest(platform) if origin == "platform" else pushed.index
+        assert doc["platform"]["key"] == platform and doc["platform"]["from"].startswith("from the features")
+        assert doc["variant"] == {
+            "origin": origin,
+            "manifest": pushed.manifest(platform),
+            "artifact": pushed.artifacts[subject],
+        }
+        assert doc["spec"]["digest"] == parse_spec(spec).digest
+        code, out, _ = await cli(capsys, "validate-node", "--image", pushed.image, "--features", features)
+        assert code == want
+        assert f"judged by {platform}: " in out and f"artifact {pushed.artifacts[subject]}" in out
+
+
+async def test_validate_node_platform_overrides_and_a_missing_platform_is_incompatible(
+    standin: Standin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pushed = standin.push("validate/override", COMMON, {"arm64": SVE})
+    x86 = features_file(tmp_path, "x-old", *NODES["x-old"])
+    assert (await cli(capsys, "validate-node", "--image", pushed.image, "--features", x86))[
+        0
+    ] == 0  # by the index's
+    # judged as an arm64 node would be: by arm64's own (SVE), which this x86 node lacks
+    code, out, _ = await cli(
+        capsys,
+        "validate-node",
+        "--image",
+        pushed.image,
+        "--features",
+        x86,
+        "--platform",
+        "linux/arm64",
+        "--json",
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["platform"] == {"key": ARM64, "from": "--platform"}
+    assert doc["variant"]["origin"] == "platform" and doc["spec"]["digest"] == parse_spec(SVE).digest
+    # a platform the index lacks: this node cannot even pull the image
+    code, out, _ = await cli(
+        capsys,
+        "validate-node",
+        "--image",
+        pushed.image,
+        "--features",
+        x86,
+        "--platform",
+        "linux/s390x",
+        "--json",
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["compatible"] is False and doc["variant"] is None and doc["spec"] is None
+    assert doc["message"] == (
+        f"image {pushed.image}: the image index has no {S390X} variant "
+        "(the kubelet could not pull it on this node)"
+    )
+    code, out, _ = await cli(
+        capsys, "validate-node", "--image", pushed.image, "--features", x86, "--platform", "linux/s390x"
+    )
+    assert (
+        code == 1
+        and f"has no {S390X} variant (the kubelet could not pull it on this node): INCOMPATIBLE" in out
+    )
+    # a platform whose manifest has no artifact, on an index without one: nothing to meet
+    bare = standin.push("validate/arm-only", None, {"arm64": SVE})
+    code, out, _ = await cli(capsys, "validate-node", "--image", bare.image, "--features", x86, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["compatible"] is True and doc["variant"]["origin"] == "none"
+    assert (
+        doc["message"]
+        == f"image {bare.image} has no compatibility spec for {AMD64}: it imposes nothing on this node"
+    )
+
+
+async def test_validate_node_on_the_live_host_tells_its_platform_from_discovery(
+    standin: Standin, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The host's discovered cpu.cpuid flags (a fake Sapphire Rapids host here) tell amd64, whatever
+    machine runs the test."""
+    intel_host(FakeHost.at(tmp_path, "host-"))
+    pushed = standin.push("validate/live", COMMON, {"arm64": SVE})
+    code, out, _ = await cli(
+        capsys, "validate-node", "--image", pushed.image, "--host-prefix", f"{tmp_path}/host-", "--json"
+    )
+    doc = json.loads(out)
+    assert (
+        code == 0
+        and doc["platform"]["key"] == AMD64
+        and doc["platform"]["from"].startswith("from the features")
+    )
+    assert doc["variant"]["origin"] == "index" and doc["spec"]["digest"] == parse_spec(COMMON).digest
+
+
+def test_host_platform_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--platform, else the features, else (live) this machine's architecture, else registry.platform."""
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    nothing = NodeFeatures(node="n")
+    x86 = NodeFeatures(node="n", flags={"cpu.cpuid": frozenset({"SSE2"})})
+    assert host_platform("linux/arm64", x86, True, "linux/amd64") == (ARM64, "--platform")
+    assert host_platform(None, x86, True, "linux/s390x")[0] == AMD64  # the features win over the machine
+    assert host_platform(None, nothing, True, "linux/s390x") == (
+        ARM64,
+        "this machine's architecture (aarch64)",
+    )
+    assert host_platform(None, nothing, False, "linux/s390x")[0] == S390X  # a --features file: the default
+    monkeypatch.setattr("platform.machine", lambda: "")
+    assert host_platform(None, nothing, True, "linux/s390x")[0] == S390X
+
+
 # -- Debian's registry (distribution 2.8: no referrers API, the tag-schema fallback) -----------------
 
 _names = itertools.count()
@@ -330,3 +468,56 @@ def test_attach_platform_and_discover_through_the_tag_schema(
     assert code == 1 and json.loads(out)["platforms"] == {S390X: None}
     code, _, err = run(capsys, "attach", "--image", pushed.image, "--spec", sve, "--platform", "linux/s390x")
     assert code == 2 and f"has no {S390X} child (it has: {AMD64}, {ARM64})" in err
+
+
+def test_validate_node_through_the_tag_schema(
+    distribution: Distribution, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pushed = push_multi(distribution)
+    arm = pushed.children["arm64"]
+    code, out, _ = run(
+        capsys,
+        "attach",
+        "--image",
+        pushed.image,
+        "--spec",
+        spec_file(tmp_path, "sve", SVE),
+        "--platform",
+        "linux/arm64",
+    )
+    assert code == 0
+    on_arm = out.split()[1]
+    code, out, _ = run(
+        capsys, "attach", "--image", pushed.image, "--spec", spec_file(tmp_path, "common", COMMON)
+    )
+    assert code == 0
+    on_index = out.split()[1]
+    features = {node: features_file(tmp_path, node, *flags) for node, flags in NODES.items()}
+
+    code, out, _ = run(capsys, "validate-node", "--image", pushed.image, "--features", features["a-sve"])
+    assert (
+        code == 0
+        and f"judged by {ARM64}: the platform manifest's own artifact, artifact {on_arm}, manifest {arm}"
+        in out
+    )
+    code, out, _ = run(
+        capsys, "validate-node", "--image", pushed.image, "--features", features["a-old"], "--json"
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["variant"] == {"origin": "platform", "manifest": arm, "artifact": on_arm}
+    code, out, _ = run(
+        capsys, "validate-node", "--image", pushed.image, "--features", features["x-old"], "--json"
+    )
+    doc = json.loads(out)
+    assert code == 0 and doc["variant"]["origin"] == "index" and doc["variant"]["artifact"] == on_index
+    code, out, _ = run(
+        capsys,
+        "validate-node",
+        "--image",
+        pushed.image,
+        "--features",
+        features["x-old"],
+        "--platform",
+        "linux/s390x",
+    )
+    assert code == 1 and f"has no {S390X} variant" in out and "INCOMPATIBLE" in out
