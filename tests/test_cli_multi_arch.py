@@ -290,7 +290,9 @@ async def test_validate_node_judges_the_node_by_its_platforms_variant(
         doc = json.loads(out)
         assert code == want and doc["compatible"] is (want == 0), (node, doc)
         subject = pushed.manifest(platform) if origin == "platform" else pushed.index
-        assert doc["platform"]["key"] == platform and doc["platform"]["from"].startswith("from the features")
+        assert doc["platform"]["key"] == platform and doc["platform"]["from"].startswith(
+            "told from the features"
+        )
         assert doc["variant"] == {
             "origin": origin,
             "manifest": pushed.manifest(platform),
@@ -375,7 +377,7 @@ async def test_validate_node_on_the_live_host_tells_its_platform_from_discovery(
     assert (
         code == 0
         and doc["platform"]["key"] == AMD64
-        and doc["platform"]["from"].startswith("from the features")
+        and doc["platform"]["from"].startswith("told from the features")
     )
     assert doc["variant"]["origin"] == "index" and doc["spec"]["digest"] == parse_spec(COMMON).digest
 

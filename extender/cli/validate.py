@@ -185,7 +185,7 @@ def host_platform(explicit: str | None, features: NodeFeatures, live: bool, defa
         return key_of(explicit), "--platform"
     told = platform_from_features(features, default="")
     if told:
-        return told, "from the features (cpu.cpuid flags, else cpu.model vendor), as the extender tells it"
+        return told, "told from the features: cpu.cpuid flags, else the cpu.model vendor"
     if live and platform.machine():
         return platform_key(
             Platform("linux", platform.machine())
