@@ -200,6 +200,15 @@ async def test_discover_platform_narrows_and_a_missing_platform_is_said(
         code == 1
         and f"  {S390X}: the index has no manifest for it: a node of this platform cannot pull" in out
     )
+    # an image that is not an index: its one artifact (none here) for every platform
+    plain = f"{standin.host}/discover/narrow@{pushed.children['arm64']}"
+    code, out, _ = await cli(capsys, "discover", "--image", plain, "--platform", "linux/s390x", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["multiArch"] is False and doc["platforms"] is None
+    assert doc["used"] == {
+        "digest": pushed.artifacts[pushed.children["arm64"]],
+        "subject": pushed.children["arm64"],
+    }
     # without --platform: an artifact somewhere (arm64's) is found
     assert (await cli(capsys, "discover", "--image", pushed.image))[0] == 0
     code, _, err = await cli(capsys, "discover", "--image", pushed.image, "--platform", "arm64")
