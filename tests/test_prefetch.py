@@ -7,21 +7,33 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 from kubernetes_asyncio import client as k8s
 
 from extender.errors import KubeError, SpecLookupError
+from extender.features.nodefeature import NodeFeatures
+from extender.http.app import build_app
+from extender.http.context import AppSettings
+from extender.match.table import FeatureTable
+from extender.sources.base import StaticFeatures
 from extender.sources.kube import Backoff, KubeTransport, ListResult, WatchEvent
 from extender.sources.kubeclient import ApiClientTransport
 from extender.sources.prefetch import PODS_PATH, Prefetcher, pod_selector
+from extender.sources.registry.client import RegistryClient
+from extender.sources.registry.lookup import RegistrySpecs
+from extender.sources.registry.transport import AiohttpTransport
+from extender.sources.specs import SharedLookups
 from extender.spec.model import Spec
+from extender.spec.variants import ImageSpec
 from tests.kube_apiserver import FakeApiServer
+from tests.oci_registry import FakeRegistry, serve_registry
 from tests.waiting import eventually, finishes
 
 OURS = "compat-scheduler"
@@ -371,3 +383,101 @@ async def test_close_ends_run_normally(env: Env) -> None:
     closed_run = p.run()  # closed: returns at once, without waiting for anything
     with pytest.raises(StopIteration):
         closed_run.send(None)
+
+
+# -- multi-arch images: warm what /filter will ask -------------------------------------------------
+
+AMD64, ARM64 = "linux/amd64/v1", "linux/arm64/v8"
+NEEDS_AVX512 = (
+    b"version: v1alpha1\ncompatibilities:\n- rules:\n  - name: avx512\n    matchFeatures:\n"
+    b"    - feature: cpu.cpuid\n      matchExpressions: {AVX512F: {op: Exists}}\n"
+)
+NEEDS_SVE = NEEDS_AVX512.replace(b"avx512", b"sve").replace(b"AVX512F", b"SVE")
+
+
+class VariantCountingSpecs(CountingSpecs):
+    """A :class:`CountingSpecs` that knows multi-arch images: records the platforms each lookup asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, tuple[str, ...]]] = []
+
+    async def lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
+        self.asked.append((image, tuple(platforms)))
+        self.calls[image] += 1
+        return None
+
+
+async def test_the_lookup_asks_for_the_platforms_of_the_cluster_and_again_when_one_joins(env: Env) -> None:
+    env.specs = specs = VariantCountingSpecs()
+    platforms = [AMD64]
+    p, _ = await env.start(platforms=lambda: tuple(platforms))
+    await env.put(pod("a", ["img/multi:1"]))
+    await eventually(lambda: p.lookups_ok == 1 and p.in_flight == 0)
+    assert specs.asked == [("img/multi:1", (AMD64,))]
+    await env.put(pod("b", ["img/multi:1"]))  # resolved for every platform there is: not again
+    await env.settled(p, "img/sentinel-1")
+    assert [a for a in specs.asked if a[0] == "img/multi:1"] == [("img/multi:1", (AMD64,))]
+    platforms.append(ARM64)  # an arm64 node joined: its child is not warm yet
+    await env.put(pod("c", ["img/multi:1"]))
+    await env.settled(p, "img/sentinel-2")
+    assert [a for a in specs.asked if a[0] == "img/multi:1"] == [
+        ("img/multi:1", (AMD64,)),
+        ("img/multi:1", (AMD64, ARM64)),
+    ]
+    assert specs.asked[-1] == ("img/sentinel-2", (AMD64, ARM64))
+
+
+def _x86(node: str, *flags: str) -> NodeFeatures:
+    return NodeFeatures(node=node, flags={"cpu.cpuid": frozenset({"SSE2", "CMOV", *flags})})
+
+
+def _arm(node: str, *flags: str) -> NodeFeatures:
+    return NodeFeatures(node=node, flags={"cpu.cpuid": frozenset({"ASIMD", "FP", *flags})})
+
+
+async def test_a_filter_after_the_prefetch_costs_no_registry_round_trip_for_any_platform(env: Env) -> None:
+    """A pending pod's multi-arch image, against the registry stand-in: the prefetch reads the
+    index and the children of both platforms present (registry.platform is amd64, so before the
+    prefetch asked the cluster's platforms the arm64 child was left for the filter to fetch), and
+    the filter that follows judges each node by its own child's spec without a request."""
+    registry = FakeRegistry()
+    amd = registry.put_image("app", platform="linux/amd64", layer=b"a")
+    arm = registry.put_image("app", platform="linux/arm64", layer=b"b")
+    index = registry.put_index("app", [amd, arm], "multi")
+    registry.put_artifact("app", amd, NEEDS_AVX512)
+    registry.put_artifact("app", arm, NEEDS_SVE)
+    table = FeatureTable()
+    for node in (_x86("x-avx512", "AVX512F"), _x86("x-old"), _arm("a-sve", "SVE"), _arm("a-old")):
+        table.set_node(node)
+    assert table.platforms() == (AMD64, ARM64)
+    transport = AiohttpTransport(request_seconds=10)
+    try:
+        async with serve_registry(registry) as base:
+            image = f"{base.removeprefix('http://')}/app:multi"
+            lookups = SharedLookups(RegistrySpecs(RegistryClient(transport)))
+            p = Prefetcher(
+                env.transport,
+                lookups,
+                (OURS,),
+                backoff=lambda: Backoff(0.01, 0.05),
+                platforms=table.platforms,
+            )
+            env.running.append((p, asyncio.create_task(p.run())))
+            await eventually(lambda: p.synced)
+            await env.put(pod("pending", [image]))
+            await eventually(lambda: p.lookups_ok == 1 and p.in_flight == 0)
+            asked = {r.path.rsplit("/", 1)[-1] for r in registry.requests_to("referrers")}
+            assert asked == {index, amd, arm}
+            before = len(registry.requests)
+            app = build_app(StaticFeatures(table), lookups, AppSettings())
+            body = {"Pod": pod("pending", [image]), "NodeNames": ["x-avx512", "x-old", "a-sve", "a-old"]}
+            async with TestClient(TestServer(app)) as http:
+                resp = await http.post("/filter", data=orjson.dumps(body))
+                answer = await resp.json()
+            assert len(registry.requests) == before  # everything the filter needed was warm
+    finally:
+        await transport.close()
+    assert answer["NodeNames"] == ["x-avx512", "a-sve"]
+    failed = answer["FailedAndUnresolvableNodes"]
+    assert "AVX512F" in failed["x-old"] and "SVE" in failed["a-old"]

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from extender.errors import SpecLookupError
+from extender.errors import RegistryError, SpecLookupError
 from extender.images import parse_reference
+from extender.platforms import Platform
+from extender.sources.registry.attach import attach
 from extender.sources.registry.auth import Credentials
 from extender.sources.registry.client import RegistryClient
 from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
@@ -327,3 +329,63 @@ async def test_multi_arch_without_any_artifact_is_no_spec(env: Env) -> None:
     amd = env.registry.put_image("app", platform="linux/amd64", layer=b"a")
     env.registry.put_index("app", [amd], "bare")
     assert await env.specs().lookup_variants(f"{env.host}/app:bare", (AMD64, ARM64)) is None
+
+
+async def test_survey_lists_what_every_platform_of_an_index_is_judged_by(env: Env) -> None:
+    """What ``discover`` shows: every platform the index has (the child's own artifact wins, else
+    the index's), each listing read once (the index's first), and with platforms asked only those,
+    a platform the index lacks mapping to None."""
+    amd = env.registry.put_image("app", platform="linux/amd64", layer=b"a")
+    arm = env.registry.put_image("app", platform="linux/arm64", layer=b"b")
+    index = env.registry.put_index("app", [amd, arm], "multi")
+    on_index = env.registry.put_artifact("app", index, OTHER)
+    on_arm = env.registry.put_artifact("app", arm, SPEC)
+    ref = parse_reference(f"{env.host}/app:multi")
+    survey = await env.specs().survey(ref, use_cache=False)
+    assert survey.platforms == (AMD64, ARM64)
+    assert [subject for subject, _ in survey.listings] == [index, amd, arm]
+    assert dict(survey.chosen) == {index: survey.artifact(on_index), arm: survey.artifact(on_arm)}
+    variants = survey.found.variants
+    assert variants is not None and list(variants) == [AMD64, ARM64]
+    amd_v, arm_v = variants[AMD64], variants[ARM64]
+    assert amd_v is not None and (amd_v.origin, amd_v.manifest, amd_v.artifact) == ("index", amd, on_index)
+    assert amd_v.spec == parse_spec(OTHER)
+    assert arm_v is not None and (arm_v.origin, arm_v.manifest, arm_v.artifact) == ("platform", arm, on_arm)
+    assert arm_v.spec == parse_spec(SPEC)
+
+    narrowed = await env.specs().survey(ref, (S390X,))
+    assert narrowed.found.variants == {S390X: None}
+    assert [subject for subject, _ in narrowed.listings] == [index]  # no child asked about
+    assert narrowed.platforms == (AMD64, ARM64)  # what the index has, still
+
+    plain = env.registry.put_image("app", "plain", layer=b"p")
+    not_index = await env.specs().survey(parse_reference(f"{env.host}/app:plain"), (ARM64,))
+    assert not_index.found.variants is None and not_index.found.spec is None
+    assert not_index.platforms == () and [s for s, _ in not_index.listings] == [plain]
+
+
+async def test_attach_to_one_platforms_child_of_an_index(env: Env) -> None:
+    amd = env.registry.put_image("app", platform="linux/amd64", layer=b"a")
+    arm = env.registry.put_image("app", platform="linux/arm64", layer=b"b")
+    index = env.registry.put_index("app", [amd, arm], "multi")
+    ref = parse_reference(f"{env.host}/app:multi")
+    done = await attach(env.client(), ref, SPEC, platform=Platform("linux", "arm64"))
+    assert done.subject.digest == arm and done.index == index and done.platform == ARM64
+    assert done.indexed == "registry"  # the stand-in's referrers API indexed it (OCI-Subject)
+    assert [d["digest"] for d in env.registry.referrers("app", arm)] == [done.artifact.digest]
+    assert env.registry.referrers("app", index) == []
+    found = await env.specs().lookup_variants(f"{env.host}/app:multi", (AMD64, ARM64))
+    assert found is not None and found.variants is not None
+    amd_v, arm_v = found.variants[AMD64], found.variants[ARM64]
+    assert amd_v is not None and amd_v.origin == "none"
+    assert arm_v is not None and arm_v.origin == "platform" and arm_v.artifact == done.artifact.digest
+
+    with pytest.raises(
+        RegistryError, match=r"has no linux/s390x child \(it has: linux/amd64/v1, linux/arm64/v8\)"
+    ):
+        await attach(env.client(), ref, SPEC, platform=Platform("linux", "s390x"))
+    with pytest.raises(RegistryError, match="not a multi-arch image index"):
+        await attach(
+            env.client(), parse_reference(f"{env.host}/app@{amd}"), SPEC, platform=Platform("linux", "amd64")
+        )
+    assert len(env.registry.referrers("app", amd)) == 0  # nothing was pushed for either

@@ -8,11 +8,17 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from extender.config import load_config
 from extender.errors import ConfigError
 from extender.sources import from_config
+from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
+from extender.sources.prefetch import Prefetcher
 from extender.sources.registry.transport import AiohttpTransport
+from tests.kube_apiserver import FakeApiServer
+from tests.kube_objects import kubeconfig, node_object, nodefeature_object
+from tests.waiting import eventually
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -74,3 +80,31 @@ async def test_a_failing_cleanup_propagates_after_the_others_ran(monkeypatch: py
             assert _ours() == {"features"}
     assert closed == ["transport"]
     assert _ours() == set()  # the poller started before the transport was still stopped
+
+
+async def test_the_prefetcher_asks_for_the_platforms_of_the_clusters_nodes(tmp_path: Path) -> None:
+    """prefetch.enabled: the prefetcher looks images up for the platforms /filter will ask (the
+    feature table's, here told by the Nodes' labels), not only registry.platform's."""
+    server = FakeApiServer()
+    for name, arch in (("n-amd", "amd64"), ("n-arm", "arm64")):
+        node = node_object(name)
+        node["metadata"]["labels"] = {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch}
+        await server.put(NODES_PATH, node)
+        await server.put(NODEFEATURES_PATH, nodefeature_object(name, name, ["kvm"]))
+    async with TestServer(server.app) as ts:
+        kc = kubeconfig(tmp_path / "kubeconfig", str(ts.make_url("")).rstrip("/"))
+        config = load_config(
+            None,
+            {
+                "features.source": "kubernetes",
+                "features.kubeconfig": str(kc),
+                "specs.images": str(EXAMPLES / "images.yaml"),
+                "specs.reloadSeconds": 0,
+                "prefetch.enabled": True,
+            },
+        )
+        async with from_config.open_sources(config) as sources:
+            await eventually(lambda: sources.features.ready and len(sources.features.table) == 2)
+            (prefetcher,) = [s for name, s in sources.watched if name == "prefetch"]
+            assert isinstance(prefetcher, Prefetcher)
+            assert tuple(prefetcher.platforms()) == ("linux/amd64/v1", "linux/arm64/v8")

@@ -10,6 +10,8 @@ nfd-worker does (:mod:`extender.sources.host`; in a pod, the host's directories 
 ``/host-sys``, ``/host-proc``, ... as in the validate-image Job) or reads them from a NodeFeature file,
 and evaluates every selected compatibility set with the extender's own matcher. It prints a table per
 set and rule (default) or JSON with, per set, the expressions that did not match and what was found.
+For a multi-arch image the host is judged by the variant its platform pulls (:func:`host_platform`
+tells the platform; docs/multi-arch.md), and the output says which one ("judged by ...").
 
 Exit codes: 0 compatible (at least one selected set matches, as the filter decides; an image
 without a spec imposes nothing), 1 incompatible, 2 error: the spec lookup failed, the input is
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import platform
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,14 +44,17 @@ from extender.features.nodefeature import (
     features_from_dict,
     node_features_from_objects,
 )
+from extender.features.platform import platform_from_features
 from extender.images import parse_reference
 from extender.match.explain import explain
 from extender.match.report import fit, render
+from extender.platforms import Platform, key_of, platform_key
 from extender.sources.files import objects_in
 from extender.sources.from_config import registry_client, registry_specs
 from extender.sources.host.discover import HostPaths, discover
 from extender.spec.model import Spec
 from extender.spec.parse import parse_spec
+from extender.spec.variants import ImageSpec, Variant
 from extender.yamlfile import load_file
 
 VALIDATE_DESCRIPTION = """\
@@ -60,19 +66,28 @@ read from --features. Every selected compatibility set is evaluated with the ext
 matcher, and a table per set and rule is printed (or JSON with, per set, what did not match and
 what was found). Registry options as for attach: --config's registry section, --docker-config,
 --plain-http.
+
+For a multi-arch image (an index), the host is judged by the variant it would pull: its platform's
+manifest's own artifact, else the index's (docs/multi-arch.md). The platform is told from the
+features, as the extender tells a node's from its NodeFeature (x86-64 or arm64 cpu.cpuid flags,
+else the cpu.model vendor); failing that, on the live host, Python's platform.machine(), else
+registry.platform. --platform overrides it. The output says which variant and artifact were used
+("judged by ..."); an index without a manifest for the platform is reported as incompatible.
 """
 
 VALIDATE_EPILOG = """\
 examples:
   compat-extender validate-node --image registry.example.com/hpc/solver:2024.2
   compat-extender validate-node --image registry.example.com/hpc/solver:2024.2 --host-prefix /host-
+  compat-extender validate-node --image registry.example.com/hpc/solver:2024.2 --platform linux/arm64 \
+      --features grace-01.yaml
   compat-extender validate-node --spec examples/specs/dpdk-app.yaml \\
       --features examples/nodefeatures/dpdk-e810-01.yaml
   compat-extender validate-node --spec examples/specs/cuda-train.yaml --features node.json --tags h100 --json
 
 exit codes:
   0  compatible: a selected set matches (as the filter decides), or the image has no spec
-  1  incompatible
+  1  incompatible (also: a multi-arch image without a manifest for this platform)
   2  bad usage, or an error: the spec lookup failed or the spec is invalid, an input cannot be read
      or is not what it should be (a --features file that is neither NodeFeature objects nor a
      features map, or that has a key twice), or an expression could not be evaluated (NFD's client
@@ -125,7 +140,11 @@ def add_parsers(sub: Any) -> None:
     v.add_argument("--config", type=Path, help="extender config file (its registry section is used)")
     v.add_argument("--docker-config", type=Path, help="docker config.json with registry credentials")
     v.add_argument("--plain-http", action="store_true", help="talk http:// to the image's registry")
-    v.add_argument("--platform", help="child of a multi-arch index to ask [registry.platform]")
+    v.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="judge by this platform's variant of a multi-arch image [told from the features]",
+    )
 
     h = sub.add_parser(
         "host-features",
@@ -157,14 +176,54 @@ def _tags(raw: list[str]) -> frozenset[str] | None:
     return tags or None
 
 
-async def _registry_spec(args: argparse.Namespace) -> Spec | None:
+def host_platform(explicit: str | None, features: NodeFeatures, live: bool, default: str) -> tuple[str, str]:
+    """The platform key this host (or the --features node) pulls images for, and where it came from:
+    --platform; else what the features tell (cpu.cpuid flags, else cpu.model's vendor), the way the
+    extender tells a node's platform from its NodeFeature (file source, /debug/whatif); else, on
+    the live host, Python's platform.machine(); else registry.platform."""
+    if explicit:
+        return key_of(explicit), "--platform"
+    told = platform_from_features(features, default="")
+    if told:
+        return told, "told from the features: cpu.cpuid flags, else the cpu.model vendor"
+    if live and platform.machine():
+        return platform_key(
+            Platform("linux", platform.machine())
+        ), f"this machine's architecture ({platform.machine()})"
+    return key_of(default), "registry.platform: the features tell no architecture"
+
+
+async def _registry_spec(
+    args: argparse.Namespace, features: NodeFeatures, live: bool
+) -> tuple[ImageSpec, str, str]:
     config = registry_config(args)
+    key, told = host_platform(args.platform, features, live, config.registry.platform)
     client, transport = registry_client(config)
     try:
-        client.check_allowed(parse_reference(args.image))
-        return await registry_specs(config, client).lookup(args.image)
+        ref = parse_reference(args.image)
+        client.check_allowed(ref)
+        return (await registry_specs(config, client).survey(ref, (key,))).found, key, told
     finally:
         await transport.close()
+
+
+def _image(args: argparse.Namespace, features: NodeFeatures, live: bool) -> tuple[ImageSpec, str, str]:
+    """The image's spec for this host's platform (the variant it would pull), the platform and
+    where it came from."""
+    try:
+        return asyncio.run(_registry_spec(args, features, live))
+    except ExtenderError as exc:
+        raise CommandError(f"{args.image}: spec lookup failed: {exc}") from None
+
+
+def _variant_doc(variant: Variant | None) -> dict[str, Any] | None:
+    if variant is None:
+        return None
+    return {
+        "origin": variant.origin,
+        "manifest": variant.manifest or None,
+        "artifact": variant.artifact or None,
+    }
 
 
 def _spec(args: argparse.Namespace) -> Spec | None:
@@ -175,10 +234,7 @@ def _spec(args: argparse.Namespace) -> Spec | None:
             raise CommandError(f"{args.spec}: cannot read: {exc.strerror or exc}") from None
         except ExtenderError as exc:
             raise CommandError(f"{args.spec}: invalid spec: {exc}") from None
-    try:
-        return asyncio.run(_registry_spec(args))
-    except ExtenderError as exc:
-        raise CommandError(f"{args.image}: spec lookup failed: {exc}") from None
+    return None
 
 
 #: the keys of a bare features map (``nfd export features``, a NodeFeature's ``spec.features``)
@@ -248,12 +304,41 @@ def validate_node_command(args: argparse.Namespace) -> int:
             found = discover(paths)
             features, problems = found.features, list(found.problems)
             origin = {"host": {k: str(v) for k, v in paths.roots().items()}}
+        if args.image:  # judged by the variant this host's platform pulls (docs/multi-arch.md)
+            image, key, told = _image(args, features, args.features is None)
+            variant = image.variant(key)
+            spec = variant.spec if variant is not None else None
     except CommandError as exc:
         print(f"compat-extender: {exc}", file=sys.stderr)
         return 2
-    subject = {"image": args.image} if args.image else {"specFile": str(args.spec)}
+    subject: dict[str, Any] = {"image": args.image} if args.image else {"specFile": str(args.spec)}
+    if args.image:
+        subject.update(platform={"key": key, "from": told}, variant=_variant_doc(variant))
+        if variant is None:  # the index lacks this platform: this host cannot even pull the image
+            message = (
+                f"image {args.image}: the image index has no {key} variant "
+                "(the kubelet could not pull it on this node)"
+            )
+            if args.json:
+                doc = {
+                    **subject,
+                    "spec": None,
+                    "node": features.node,
+                    "compatible": False,
+                    "message": message,
+                }
+                sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+            else:
+                print(f"platform: {key} ({told})")
+                print(f"{message}: INCOMPATIBLE")
+            return 1
+        judged_by = variant.describe()
     if spec is None:
         message = f"image {args.image} has no compatibility spec: it imposes nothing on nodes"
+        if args.image:
+            message = (
+                f"image {args.image} has no compatibility spec for {key}: it imposes nothing on this node"
+            )
         if args.json:
             doc = {**subject, "spec": None, "node": features.node, "compatible": True, "message": message}
             sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
@@ -291,6 +376,13 @@ def validate_node_command(args: argparse.Namespace) -> int:
     else:
         what = args.image or args.spec
         print(fit(f"{what}: spec {spec.digest}, {len(spec.compatibilities)} compatibility set(s)"))
+        if args.image:
+            # one piece a line: two digests do not fit 120 columns on one
+            head, *digests = judged_by.split(", ")
+            print(fit(f"judged by {head}"))
+            for digest in digests:
+                print(f"  {digest}")
+            print(fit(f"platform: {key} ({told})"))
         if args.features is not None:
             print(fit(f"features: from {args.features}"))
         else:

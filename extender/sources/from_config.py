@@ -199,6 +199,7 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
                 lookups,
                 config.prefetch.schedulerNames,
                 concurrency=config.prefetch.concurrency,
+                platforms=features.table.platforms,  # what /filter asks: every node platform's variant
             )
             stack.push_async_callback(prefetcher.close)
             start_task(stack, prefetcher.run(), "prefetch")

@@ -14,7 +14,13 @@ transport that ignored the selector could not make us prefetch for someone else.
 
 For each pod listed or ADDED/MODIFIED, every image (:func:`~extender.decide.pod_images`) that is
 neither remembered as resolved nor already queued or in flight goes into a bounded queue, drained by
-``concurrency`` workers calling ``specs.lookup``. Memory stays bounded everywhere:
+``concurrency`` workers. A worker asks what ``/filter`` will ask: the image's variants for the
+platforms of the cluster's nodes (``platforms``, the feature table's;
+:func:`~extender.sources.base.lookup_image`), so for a multi-arch image every child some node would
+pull is warm, not only the default platform's; with no platforms known (the default, or a table
+still empty) it asks ``specs.lookup``.
+An image is remembered with the platforms it was resolved for, and queued again when a node of
+another platform has joined since. Memory stays bounded everywhere:
 
 * the queue holds at most ``queue_size`` images; one that does not fit is dropped (counted in
   ``dropped``) and not remembered, so a later event of a pod naming it (a failed scheduling attempt
@@ -35,14 +41,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from cachetools import TTLCache
 
 from extender.errors import PodError
 from extender.pods import pod_images, pod_tags
-from extender.sources.base import SpecSource
+from extender.sources.base import SpecSource, lookup_image
 from extender.sources.kube import Backoff, KubeTransport, Reflector
 from extender.sources.wakeup import PendingPod
 
@@ -85,6 +91,7 @@ class Prefetcher:
         remember_seconds: float = 600.0,
         retry_seconds: float = 30.0,
         lookup_timeout: float = 60.0,
+        platforms: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         if isinstance(scheduler_names, str):
             raise TypeError("scheduler_names: a collection of names, not one string")
@@ -95,6 +102,8 @@ class Prefetcher:
             if not name or any(c in name for c in ",=!\\ "):
                 raise ValueError(f"scheduler name {name!r} cannot be used in a field selector")
         self.specs = specs
+        #: the platforms of the cluster's nodes (keys), as /filter asks for them; empty: lookup(image)
+        self.platforms = platforms
         self.scheduler_names = frozenset(names)
         self.concurrency = concurrency
         self.lookup_timeout = lookup_timeout
@@ -114,7 +123,8 @@ class Prefetcher:
         self._waiting: dict[str, dict[str, PendingPod]] = {name: {} for name in (names or [""])}
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self._pending: set[str] = set()  # queued or being looked up
-        self._done: TTLCache[str, bool] = TTLCache(maxsize=remember, ttl=remember_seconds)
+        # image -> the platforms it was resolved for
+        self._done: TTLCache[str, frozenset[str]] = TTLCache(maxsize=remember, ttl=remember_seconds)
         self._failed: TTLCache[str, str] = TTLCache(maxsize=MAX_ERRORS, ttl=retry_seconds)  # image -> why
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
@@ -232,8 +242,11 @@ class Prefetcher:
             self._enqueue(image)
 
     def _enqueue(self, image: str) -> None:
-        if image in self._pending or image in self._done or image in self._failed:
+        if image in self._pending or image in self._failed:
             return
+        done = self._done.get(image)
+        if done is not None and done.issuperset(self.platforms()):
+            return  # resolved, and no node of another platform has joined since
         try:
             self._queue.put_nowait(image)
         except asyncio.QueueFull:
@@ -254,9 +267,13 @@ class Prefetcher:
                 self._queue.task_done()
 
     async def _resolve(self, image: str) -> None:
+        platforms = tuple(self.platforms())
         try:
             async with asyncio.timeout(self.lookup_timeout):
-                await self.specs.lookup(image)
+                if platforms:  # the same call /filter makes, so its single-flight and caches are shared
+                    await lookup_image(self.specs, image, platforms)
+                else:
+                    await self.specs.lookup(image)
         except Exception as exc:  # SpecLookupError, a timeout, or a bug in a source: never fatal here
             self.lookups_failed += 1
             why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -264,4 +281,4 @@ class Prefetcher:
             log.warning("prefetch: %s: %s", image, why)
             return
         self.lookups_ok += 1
-        self._done[image] = True
+        self._done[image] = frozenset(platforms)

@@ -88,6 +88,21 @@ class Found:
 
 
 @dataclass(frozen=True, slots=True)
+class Survey:
+    """What a node of each platform of an image is judged by, with the referrer listings read to
+    tell (for ``discover``)."""
+
+    found: ImageSpec  # ``variants``: the platforms surveyed (``None``: the image is not an index)
+    listings: tuple[tuple[str, Referrers], ...]  # subject digest -> its listing; the image's first
+    chosen: tuple[tuple[str, Descriptor], ...]  # subject digest -> the artifact chosen among its referrers
+    platforms: tuple[str, ...] = ()  # every platform the index has a child for, in index order
+
+    def artifact(self, digest: str) -> Descriptor | None:
+        """The chosen artifact whose digest is ``digest`` (as its listing gave it)."""
+        return next((a for _, a in self.chosen if a.digest == digest), None)
+
+
+@dataclass(frozen=True, slots=True)
 class _Choice:
     artifact: Descriptor
 
@@ -239,6 +254,46 @@ class RegistrySpecs:
             tag.is_index,
             platforms,
         )
+
+    async def survey(
+        self, ref: ImageRef, platforms: Sequence[str] | None = None, *, use_cache: bool = True
+    ) -> Survey:
+        """The image's artifact and, for an index, what a node of each of ``platforms`` (keys;
+        ``None``: every platform the index has) is judged by: the child's own artifact, else the
+        index's, else none (:func:`~extender.spec.variants.resolve_variants`); a platform the index
+        lacks maps to ``None``. Every listing read is kept, the image's first, then the children's
+        in the order asked (each digest's once). Raises what the registry and the specs raise."""
+        tag = await self._resolve(ref, use_cache=use_cache)
+        listings: list[tuple[str, Referrers]] = []
+        chosen: dict[str, Descriptor | None] = {}
+
+        async def artifact_of(digest: str) -> Descriptor | None:
+            if digest not in chosen:
+                chosen[digest] = await self._artifact_of(ref, digest, listings, use_cache=use_cache)
+            return chosen[digest]
+
+        artifact = await artifact_of(tag.digest)
+        spec = await self.spec(ref, artifact) if artifact is not None else None
+        index_artifact = artifact.digest if artifact is not None else ""
+        if not tag.is_index:
+            found = ImageSpec(str(ref), spec, None, tag.digest, index_artifact)
+            every: tuple[str, ...] = ()
+        else:
+            every = tuple(dict.fromkeys(p for p, _ in tag.children))
+            children: dict[str, Child | None] = {}
+            for platform in every if platforms is None else dict.fromkeys(platforms):
+                digest = tag.child(platform)
+                if not digest:
+                    children[platform] = None
+                    continue
+                own = await artifact_of(digest)
+                own_spec = await self.spec(ref, own) if own is not None else None
+                children[platform] = Child(digest, own_spec, own.digest if own is not None else "")
+            found = resolve_variants(
+                str(ref), spec, children, digest=tag.digest, index_artifact=index_artifact
+            )
+        picked = tuple((d, a) for d, a in chosen.items() if a is not None)
+        return Survey(found, tuple(listings), picked, every)
 
     async def _resolve(self, ref: ImageRef, *, use_cache: bool = True) -> _Tag:
         """What ``ref`` points at: its digest and, for an index, its children by platform."""
