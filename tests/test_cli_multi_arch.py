@@ -508,7 +508,8 @@ def test_validate_node_through_the_tag_schema(
     code, out, _ = run(capsys, "validate-node", "--image", pushed.image, "--features", features["a-sve"])
     assert (
         code == 0
-        and f"judged by {ARM64}: the platform manifest's own artifact\n  artifact {on_arm}\n  manifest {arm}\n"
+        and f"judged by {ARM64}: the platform manifest's own artifact\n"
+        f"  artifact {on_arm}\n  manifest {arm}\n"
         in out
     )
     code, out, _ = run(

@@ -107,6 +107,10 @@ def test_the_childs_own_spec_wins_over_the_index() -> None:
     assert item.has_spec and {s.digest for s in item.specs} == {NEEDS_AVX512.digest, NEEDS_SVE.digest}
     bare = resolve_variants("img", None, {AMD64: Child("sha256:a", None), S390X: None})
     assert not bare.has_spec and bare.variant(AMD64) == Variant(AMD64, None, "none", "sha256:a")
+    # an index with an artifact, asked only about platforms it lacks: it still has a spec, so those
+    # nodes fail as the rule says instead of passing as if the image imposed nothing
+    lacking = resolve_variants("img", NEEDS_AVX512, {S390X: None})
+    assert lacking.has_spec and lacking.variant(S390X) is None
 
 
 # -- the file source's mapping ------------------------------------------------------------------
@@ -298,3 +302,24 @@ async def test_kube_source_reads_the_platform_from_node_labels() -> None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await api.close()
+
+
+async def test_an_index_spec_with_only_missing_platforms_asked_is_still_a_spec(tmp_path: Path) -> None:
+    """The nodes of a platform the index lacks fail (missingPlatform) even when no platform asked
+    has a child: the index's artifact is what makes the image one with a spec."""
+    mapping = write_mapping(tmp_path, "    index: avx512.yaml\n    platforms:\n      linux/ppc64le: null\n")
+    specs = FileSpecs(mapping)
+    await specs.refresh()
+    found = await specs.lookup_variants("reg.example/app:1", (AMD64,))
+    assert found is not None and found.variant(AMD64) is None
+    table = FeatureTable()
+    table.set_node(x86("x"))
+    app = build_app(StaticFeatures(table), specs)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post(
+            "/filter", data=orjson.dumps({"Pod": pod("reg.example/app:1"), "NodeNames": ["x"]})
+        )
+        body = await resp.json()
+    assert (
+        body["NodeNames"] == [] and "has no linux/amd64/v1 variant" in body["FailedAndUnresolvableNodes"]["x"]
+    )

@@ -348,4 +348,7 @@ async def discover_command(args: argparse.Namespace) -> int:
     else:
         _print_discovery(doc, survey)
     # some artifact found: with --platform, one that judges that platform
-    return 0 if (survey.found.has_spec if asked else survey.chosen) else 1
+    if asked:
+        judged = [survey.found.variant(p) for p in asked]
+        return 0 if any(v is not None and v.spec is not None for v in judged) else 1
+    return 0 if survey.chosen else 1

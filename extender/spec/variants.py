@@ -80,10 +80,13 @@ class ImageSpec:
 
     @property
     def has_spec(self) -> bool:
-        """Any spec at all, for some platform: otherwise the image imposes nothing anywhere."""
-        if self.variants is None:
-            return self.spec is not None
-        return any(v is not None and v.spec is not None for v in self.variants.values())
+        """Any spec at all, the index's or a platform's asked about: otherwise the image imposes
+        nothing anywhere (not even on a platform the index lacks)."""
+        if self.spec is not None:
+            return True
+        return self.variants is not None and any(
+            v is not None and v.spec is not None for v in self.variants.values()
+        )
 
     @property
     def specs(self) -> list[Spec]:
