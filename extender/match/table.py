@@ -144,7 +144,10 @@ class FeatureTable:
         #: per slot a code into ``_platform.vocab``; one element more than the capacity, for slot -1
         self._platform = Column(np.zeros(self._capacity + 1, dtype=np.intp))
         self._platform.code_for(default_platform)
-        self._platforms_cache: tuple[int, tuple[str, ...]] = (-1, ())
+        #: platform code -> how many nodes have it; the sorted keys of the non-zero ones, memoised
+        #: until one appears or disappears (a per-generation recount cost every filter under churn)
+        self._platform_nodes: dict[int, int] = {}
+        self._platforms_cache: tuple[str, ...] | None = ()
         #: (generation after the change, slot) per change, oldest first, at most _CHANGE_LOG of them;
         #: ``_log_floor``: the newest generation whose changes are no longer all in the log
         self._log: deque[tuple[int, int]] = deque()
@@ -245,14 +248,21 @@ class FeatureTable:
         return self._platform.codes
 
     def platforms(self) -> tuple[str, ...]:
-        """The distinct platforms of the table's nodes, sorted (memoised per generation)."""
-        gen, found = self._platforms_cache
-        if gen != self.generation:
-            alive = self._platform.codes[: self._capacity][self._alive]
+        """The distinct platforms of the table's nodes, sorted."""
+        found = self._platforms_cache
+        if found is None:
             vocab = self._platform.vocab
-            found = tuple(sorted(vocab[c] for c in np.unique(alive).tolist()))
-            self._platforms_cache = (self.generation, found)
+            found = self._platforms_cache = tuple(sorted(vocab[c] for c in self._platform_nodes))
         return found
+
+    def _count_platform(self, code: int, delta: int) -> None:
+        count = self._platform_nodes.get(code, 0) + delta
+        if count:
+            self._platform_nodes[code] = count
+        else:
+            del self._platform_nodes[code]
+        if count == 0 or count == delta:  # a platform appeared or disappeared
+            self._platforms_cache = None
 
     # -- writing -----------------------------------------------------------------------------
     @classmethod
@@ -270,10 +280,13 @@ class FeatureTable:
             slot = self._allocate(nf.node)
         else:
             self._clear(slot)
+            self._count_platform(int(self._platform.codes[slot]), -1)
         self._write(slot, nf)
         if platform is None:
             platform = platform_from_features(nf, self.default_platform)
-        self._platform.codes[slot] = self._platform.code_for(platform)
+        code = self._platform.code_for(platform)
+        self._platform.codes[slot] = code
+        self._count_platform(code, 1)
         self._changed(slot)
 
     def remove_node(self, node: str) -> bool:
@@ -281,6 +294,7 @@ class FeatureTable:
         if slot is None:
             return False
         self._clear(slot)
+        self._count_platform(int(self._platform.codes[slot]), -1)
         self._names[slot] = None
         self._alive[slot] = False
         self._free.append(slot)
