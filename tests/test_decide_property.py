@@ -19,6 +19,7 @@ from extender.decide import (
     missing_platform_reason,
 )
 from extender.features.nodefeature import NodeFeatures
+from extender.match import evaluate as evaluate_module
 from extender.match.reference import evaluate_node
 from extender.match.result import Status
 from extender.match.table import FeatureTable
@@ -91,12 +92,27 @@ def _naive(
 def test_decide_agrees_with_node_by_node_reference(
     cluster: list[NodeFeatures], spec_list: list[Spec], data: st.DataObject
 ) -> None:
+    # after the update between the rounds the cached results are either patched row by row or
+    # walked afresh (extender/match/evaluate.py): both ways must agree with the reference
+    patch = data.draw(st.booleans(), label="patch rows")
+    saved = evaluate_module.PATCH_SHARE
+    evaluate_module.PATCH_SHARE = 0 if patch else 10**9
+    try:
+        _agrees(cluster, spec_list, data)
+    finally:
+        evaluate_module.PATCH_SHARE = saved
+
+
+def _agrees(cluster: list[NodeFeatures], spec_list: list[Spec], data: st.DataObject) -> None:
     table = FeatureTable.from_features(cluster)
     images = [ImageSpec(f"img{i}", s) for i, s in enumerate(spec_list)]
     pool = [nf.node for nf in cluster] + ["unknown-1", "unknown-2"]
+    # the same tags in both rounds, so the second reads the first's cached result (patched or not)
+    tags = data.draw(st.sampled_from([None, frozenset({"a"}), frozenset({"a", "b"})]), label="tags")
+    victims: list[str] = []
     for _ in range(2):  # the second round runs after an update: the cached verdicts must follow it
-        names = data.draw(st.lists(st.sampled_from(pool), max_size=10), label="names")
-        tags = data.draw(st.sampled_from([None, frozenset({"a"}), frozenset({"a", "b"})]), label="tags")
+        # the nodes just updated are asked about too: their verdicts are the ones that move
+        names = data.draw(st.lists(st.sampled_from(pool), max_size=10), label="names") + victims
         missing: MissingFeatures = data.draw(st.sampled_from(["fail", "pass"]), label="missing")
         got = decide(images, table, names, tags=tags, missing_features=missing, detail_limit=0)
         passed, failed, scores = _naive(images, table, names, tags, missing)
@@ -115,9 +131,10 @@ def test_decide_agrees_with_node_by_node_reference(
         # prioritize's form: the same scores, no verdicts built
         only_scores = decide(images, table, names, tags=tags, missing_features=missing, verdicts=False)
         assert only_scores.score_list == scores and only_scores.passed == [] and only_scores.failed == {}
-        # an update between the rounds: one node's features replaced, one node removed
-        victim = data.draw(st.sampled_from([nf.node for nf in cluster]), label="victim")
-        table.set_node(data.draw(node_features(victim), label="new features"))
+        # an update between the rounds: some nodes' features replaced, one node removed
+        victims = data.draw(st.lists(st.sampled_from([nf.node for nf in cluster]), min_size=1, max_size=3))
+        for victim in victims:
+            table.set_node(data.draw(node_features(victim), label="new features"))
         gone = data.draw(st.sampled_from([nf.node for nf in cluster]), label="gone")
         table.remove_node(gone)
 

@@ -13,7 +13,7 @@ import pytest
 from extender.features.nodefeature import NodeFeatures
 from extender.match import evaluate as evaluate_module
 from extender.match import table as table_module
-from extender.match.evaluate import PATCH_MIN, evaluate, slot_verdicts
+from extender.match.evaluate import evaluate, slot_verdicts
 from extender.match.table import FeatureTable
 from extender.match.vector import evaluate_table as vector_evaluate_table
 from extender.spec.model import Spec
@@ -54,7 +54,9 @@ def fresh_verdicts(table: FeatureTable, spec: Spec) -> tuple[list[bool], list[in
 
 @pytest.fixture
 def walked(monkeypatch: pytest.MonkeyPatch) -> list[FeatureTable]:
-    """The tables a whole-table walk was made over, one entry per walk."""
+    """The tables a whole-table walk was made over, one entry per walk. Patching is allowed up to
+    one changed node in 8 slots here (the tables are small; the real bound is cost-based)."""
+    monkeypatch.setattr(evaluate_module, "PATCH_SHARE", 8)
     tables: list[FeatureTable] = []
     real = vector_evaluate_table
 
@@ -96,7 +98,7 @@ def test_many_changes_or_growth_past_the_log_are_computed_afresh(
     rng = random.Random(2)
     table = FeatureTable.from_features(node(f"n{i}", rng) for i in range(100))
     slot_verdicts(SPEC, table)
-    for i in range(PATCH_MIN + 1):  # more than the patch bound: one walk is cheaper
+    for i in range(table.capacity // 8 + 1):  # more than the patch bound: one walk is cheaper
         table.set_node(node(f"n{i % 100}", rng))
     v = slot_verdicts(SPEC, table)
     assert walks(walked, table) == 2
