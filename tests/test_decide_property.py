@@ -94,13 +94,17 @@ def test_decide_agrees_with_node_by_node_reference(
 ) -> None:
     # after the update between the rounds the cached results are either patched row by row or
     # walked afresh (extender/match/evaluate.py): both ways must agree with the reference
-    patch = data.draw(st.booleans(), label="patch rows")
-    saved = evaluate_module.PATCH_SHARE
-    evaluate_module.PATCH_SHARE = 0 if patch else 10**9
+    how = data.draw(st.sampled_from(["reference rows", "table of the changed", "walk"]), label="update")
+    saved = (evaluate_module.PATCH_ROWS, evaluate_module.PATCH_SHARE, evaluate_module.PATCH_FLOOR)
+    evaluate_module.PATCH_ROWS, evaluate_module.PATCH_SHARE, evaluate_module.PATCH_FLOOR = {
+        "reference rows": (10**9, 0, 0),
+        "table of the changed": (0, 0, 0),
+        "walk": (-1, 10**9, 0),
+    }[how]
     try:
         _agrees(cluster, spec_list, data)
     finally:
-        evaluate_module.PATCH_SHARE = saved
+        evaluate_module.PATCH_ROWS, evaluate_module.PATCH_SHARE, evaluate_module.PATCH_FLOOR = saved
 
 
 def _agrees(cluster: list[NodeFeatures], spec_list: list[Spec], data: st.DataObject) -> None:

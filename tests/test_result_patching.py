@@ -57,6 +57,8 @@ def walked(monkeypatch: pytest.MonkeyPatch) -> list[FeatureTable]:
     """The tables a whole-table walk was made over, one entry per walk. Patching is allowed up to
     one changed node in 8 slots here (the tables are small; the real bound is cost-based)."""
     monkeypatch.setattr(evaluate_module, "PATCH_SHARE", 8)
+    monkeypatch.setattr(evaluate_module, "PATCH_FLOOR", 0)
+    monkeypatch.setattr(evaluate_module, "PATCH_ROWS", 2)  # 3 or more changes: the small table
     tables: list[FeatureTable] = []
     real = vector_evaluate_table
 

@@ -28,12 +28,17 @@ from extender.spec.model import Spec
 Implementation = Literal["vectorized", "reference"]
 
 
-#: An entry is patched row by row (one reference walk per changed node) while the changed nodes are
-#: at most one in this many slots, and walked whole (vectorized) past that. Measured on the benchmark
-#: spec and cluster: a reference walk ~670 µs a node, the vectorized walk ~0.9 µs a slot, so patching
-#: wins below about one change in 750 slots; 512 leaves room for specs whose walks cost otherwise.
-#: (At 20,000 nodes: up to 39 changed nodes are patched, ~26 ms at worst, against ~18 ms for a walk.)
-PATCH_SHARE = 512
+#: How an entry is brought up to date, by the number ``k`` of nodes changed since it was computed,
+#: from costs measured on the benchmark spec and cluster (CPU time, 2,000- to 20,000-node tables):
+#: a reference walk ~670 µs a node; the vectorized walk over a small table of just the changed
+#: nodes ~2.4 ms plus ~0.18 ms a node; the vectorized walk over the whole table ~0.8 µs a slot.
+#: * ``k <= PATCH_ROWS``: each changed row by the reference walk;
+#: * ``k * PATCH_SHARE + PATCH_FLOOR <= capacity``: the changed rows by the vectorized walk over a
+#:   table of those nodes alone (at 65,536 slots up to 240 nodes, ~45 ms against ~50 ms for a walk);
+#: * otherwise: the whole table walked afresh.
+PATCH_ROWS = 4
+PATCH_SHARE = 256
+PATCH_FLOOR = 4096
 
 
 def _entry(spec: Spec, table: FeatureTable, tags: frozenset[str] | None) -> ResultEntry:
@@ -59,18 +64,28 @@ def _patched(
     """``entry`` brought to the table's generation (a new entry: the old arrays may still be read
     by a caller), or ``None`` when it is cheaper (or only possible) to compute it afresh."""
     changed = table.changed_since(entry.generation)
-    if changed is None or len(changed) * PATCH_SHARE > table.capacity:
+    if changed is None:
+        return None
+    few = len(changed) <= PATCH_ROWS
+    if not few and len(changed) * PATCH_SHARE + PATCH_FLOOR > table.capacity:
         return None
     set_indexes = spec.selected_sets(tags)
     old = entry.matrix
     matrix = np.zeros((table.capacity, len(set_indexes)), dtype=np.int8)
     matrix[: min(len(old), table.capacity)] = old[: table.capacity]
-    rows: list[int] = []
-    for slot in sorted(changed):  # a freed slot keeps its old row: no node reads it
-        nf = table.features_at(slot)
-        if nf is not None:
+    # a freed slot keeps its old row: no node reads it
+    live = [(slot, nf) for slot in sorted(changed) if (nf := table.features_at(slot)) is not None]
+    rows = [slot for slot, _ in live]
+    if few:
+        for slot, nf in live:
             matrix[slot] = [int(r.status) for r in evaluate_node(spec, nf, set_indexes)]
-            rows.append(slot)
+    elif live:
+        # each node's row depends on its own features only: a table of the changed nodes alone
+        # gives their rows, in order (a fresh table allocates slots 0, 1, ...)
+        alone = FeatureTable(default_platform=table.default_platform)
+        for _, nf in live:
+            alone.set_node(nf, table.default_platform)
+        matrix[rows] = evaluate_table(spec, alone, set_indexes)[: len(live)]
     verdicts = None
     if entry.verdicts is not None and len(old) == table.capacity:
         ok, best = entry.verdicts.ok.copy(), entry.verdicts.best.copy()
