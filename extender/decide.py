@@ -43,7 +43,16 @@ from extender.match.table import FeatureTable
 from extender.spec.model import Spec
 from extender.spec.variants import ImageSpec, Variant
 
-__all__ = ["Decision", "ImageSpec", "MissingFeatures", "MissingPlatform", "decide", "fits"]
+__all__ = [
+    "Decision",
+    "ImageSpec",
+    "MissingFeatures",
+    "MissingPlatform",
+    "decide",
+    "failing",
+    "fits",
+    "reason",
+]
 
 MAX_SCORE = 10
 #: The reason of a failing node without NodeFeature (always this very string).
@@ -102,6 +111,19 @@ def _why(
         why = explain(spec, nf, node=name, tags=tags).summary()
         cache.remember(group, name, nf, why)
     return why
+
+
+def reason(spec: Spec, table: FeatureTable, name: str, tags: frozenset[str] | None = None) -> str:
+    """The detailed reason a failing ``name`` gets for ``spec`` in a filter answer (after the
+    ``image I: `` prefix), from the explanation cache or computed and kept there."""
+    return _why(spec, table, name, tags)
+
+
+def failing(spec: Spec, table: FeatureTable, tags: frozenset[str] | None = None) -> list[str]:
+    """The table's nodes that ``spec`` rejects (no selected set matches), in table order."""
+    v = slot_verdicts(spec, table, tags)
+    names = table.node_names()
+    return [names[i] for i in np.flatnonzero(~v.ok[table.all_slots()]).tolist()]
 
 
 def decide(

@@ -48,7 +48,7 @@ from extender.http.wire import (
     encode_score_list,
 )
 from extender.pods import pod_failure_policy, pod_images, pod_tags
-from extender.sources.base import FeatureSource, SpecSource, WatchedSource, unavailable
+from extender.sources.base import FeatureSource, SpecSource, WatchedSource, unavailable, warm
 
 __all__ = ["AppSettings", "build_app", "build_debug_app"]
 
@@ -134,9 +134,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if request.app[FEATURES].ready:
-        return web.Response(text="ready\n")
-    return web.Response(text="waiting for the initial NodeFeature sync\n", status=503)
+    features = request.app[FEATURES]
+    if not features.ready:
+        return web.Response(text="waiting for the initial NodeFeature sync\n", status=503)
+    if not warm(features):
+        return web.Response(text="warming the caches (spec verdicts over the node table)\n", status=503)
+    return web.Response(text="ready\n")
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -49,6 +49,12 @@ class Watching(Protocol):
     def freshness(self) -> Freshness: ...
 
 
+def warm(features: FeatureSource) -> bool:
+    """Whether the caches a first decision reads are filled (a source without ``warm`` always is:
+    see :class:`extender.sources.warmup.Warmed`)."""
+    return bool(getattr(features, "warm", True))
+
+
 def freshness(features: FeatureSource) -> Freshness:
     # getattr, not isinstance(features, Watching): a runtime Protocol check costs ~5% of a filter call
     method: Callable[[], Freshness] | None = getattr(features, "freshness", None)

@@ -337,6 +337,11 @@ class FileSpecs:
         """Normalised image reference -> spec file (or a multi-arch image's files)."""
         return dict(self._images)
 
+    def known_images(self) -> list[str]:
+        """Every mapped image (normalised references), no lookup: what the warm-up and
+        /debug/whatif without a list of images go through."""
+        return list(self._images)
+
     def _spec(self, path: Path) -> Spec:
         entry = self._specs.get(path)
         if entry is None or entry.spec is None:

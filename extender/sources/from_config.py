@@ -37,6 +37,7 @@ from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
 from extender.sources.registry.transport import AiohttpTransport
 from extender.sources.specs import SharedLookups
 from extender.sources.wakeup import PendingPods, WakeUps
+from extender.sources.warmup import Warmed
 
 if TYPE_CHECKING:  # the Kubernetes client is imported only when features.source is kubernetes
     from kubernetes_asyncio.client import ApiClient
@@ -209,7 +210,10 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
                 wakeups = _wake_ups(config, features, kube_transport, prefetcher, lookups)
                 start_task(stack, wakeups.run(), "wake-up")
                 summary.append("waking pending pods when a NodeFeature change makes a node fit them")
-        yield Sources(features, specs, lookups, watched, caches, "; ".join(summary), wakeups)
+        # ready (``/readyz``) only once the caches a first /filter reads are warm
+        warmed = Warmed(features, lookups)
+        start_task(stack, warmed.run(), "warm-up")
+        yield Sources(warmed, specs, lookups, watched, caches, "; ".join(summary), wakeups)
 
 
 def _wake_ups(
