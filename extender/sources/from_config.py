@@ -210,9 +210,14 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
                 wakeups = _wake_ups(config, features, kube_transport, prefetcher, lookups)
                 start_task(stack, wakeups.run(), "wake-up")
                 summary.append("waking pending pods when a NodeFeature change makes a node fit them")
-        # ready (``/readyz``) only once the caches a first /filter reads are warm
+        # ready (``/readyz``) only once the caches a first /filter reads are warm: at once for a
+        # source that is complete already (files), before the listener opens; else once it is
         warmed = Warmed(features, lookups)
-        start_task(stack, warmed.run(), "warm-up")
+        if features.ready:
+            await warmed.warm_up()
+            start_task(stack, warmed.warm_reasons(), "warm-up")
+        else:
+            start_task(stack, warmed.run(), "warm-up")
         yield Sources(warmed, specs, lookups, watched, caches, "; ".join(summary), wakeups)
 
 

@@ -87,9 +87,14 @@ class Warmed:
         return freshness(self.inner)
 
     async def run(self) -> None:
-        """Wait for ``inner`` to be ready, warm the caches, then report ready (once)."""
+        """Wait for ``inner`` to be ready, warm the caches, report ready, then warm the reasons."""
         while not self.inner.ready:
             await asyncio.sleep(POLL_SECONDS)
+        await self.warm_up()
+        await self.warm_reasons()
+
+    async def warm_up(self) -> None:
+        """Warm the verdicts (``inner`` is ready), then report ready: whatever happens, once."""
         start = self.clock()
         try:
             async with asyncio.timeout(self.budget):
@@ -107,9 +112,8 @@ class Warmed:
             len(self.table),
             self.done.seconds,
         )
-        await self._warm_reasons()
 
-    async def _warm_reasons(self) -> None:
+    async def warm_reasons(self) -> None:
         """After ready: the failure reason of every failing node of the warmed specs, one node per
         turn of the loop, until half the explanation cache is used."""
         table = self.table
