@@ -3,7 +3,8 @@
 Why: in a live cluster nfd-worker republishes features (kernel upgrades, drivers loaded and unloaded,
 NICs renamed) and every change reaches the extender as a watch event. Each one is parsed, merged and
 written into the feature table on the event loop that also answers the scheduler, and it moves the
-table's generation, so the next /filter cannot use the cached result. The question is what filter
+table's generation, so the next /filter brings the cached result up to date for the changed nodes
+(extender/match/evaluate.py). The question is what filter
 latency looks like under a steady trickle of such updates, and whether the updates keep up.
 
 Method: the features come from :class:`extender.sources.kube.KubeFeatures`, the source ``serve``
@@ -370,7 +371,7 @@ def run_scenario(ctx: RunContext) -> ScenarioResult:
         notes=[
             "Updates go through KubeFeatures (decode, parse, merge, set_node) on the serving event loop, as "
             "in serve with features.source: kubernetes; every update moves the table's generation, so "
-            "requests during churn are evaluated afresh instead of from the result cache."
+            "requests during churn bring the cached result up to date for the nodes that changed."
         ],
     )
 
