@@ -212,7 +212,9 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
                 summary.append("waking pending pods when a NodeFeature change makes a node fit them")
         # ready (``/readyz``) only once the caches a first /filter reads are warm: at once for a
         # source that is complete already (files), before the listener opens; else once it is
-        warmed = Warmed(features, lookups)
+        # (through the configured source itself: the warm-up's cache hits are not lookups the
+        # scheduler caused, so they stay out of compat_extender_spec_lookups_total)
+        warmed = Warmed(features, specs, images=lookups.known_images)
         if features.ready:
             await warmed.warm_up()
             start_task(stack, warmed.warm_reasons(), "warm-up")

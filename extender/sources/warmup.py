@@ -60,11 +60,14 @@ class Warmed:
         inner: FeatureSource,
         specs: SpecSource,
         *,
+        images: Callable[[], list[str]] | None = None,
         budget: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
         self.specs = specs
+        #: the images to warm (default: what ``specs`` lists, when it lists any)
+        self.images = images
         self.budget = budget
         self.clock = clock
         self.done = WarmUp()
@@ -131,7 +134,10 @@ class Warmed:
         table = self.table
         table.slots_of(table.node_names())  # compacts the name index a first request would
         await asyncio.sleep(0)
-        images = self.specs.known_images() if isinstance(self.specs, KnownImages) else []
+        if self.images is not None:
+            images = self.images()
+        else:
+            images = self.specs.known_images() if isinstance(self.specs, KnownImages) else []
         seen: set[str] = set()
         for image in images:
             try:
