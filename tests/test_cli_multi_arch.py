@@ -306,6 +306,7 @@ async def test_validate_node_judges_the_node_by_its_platforms_variant(
             "origin": origin,
             "manifest": pushed.manifest(platform),
             "artifact": pushed.artifacts[subject],
+            "spec": parse_spec(spec).digest,
         }
         assert doc["spec"]["digest"] == parse_spec(spec).digest
         code, out, _ = await cli(capsys, "validate-node", "--image", pushed.image, "--features", features)
@@ -516,7 +517,12 @@ def test_validate_node_through_the_tag_schema(
         capsys, "validate-node", "--image", pushed.image, "--features", features["a-old"], "--json"
     )
     doc = json.loads(out)
-    assert code == 1 and doc["variant"] == {"origin": "platform", "manifest": arm, "artifact": on_arm}
+    assert code == 1 and doc["variant"] == {
+        "origin": "platform",
+        "manifest": arm,
+        "artifact": on_arm,
+        "spec": parse_spec(SVE).digest,
+    }
     code, out, _ = run(
         capsys, "validate-node", "--image", pushed.image, "--features", features["x-old"], "--json"
     )

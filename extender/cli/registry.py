@@ -231,9 +231,8 @@ def _variant_doc(variant: Variant | None, index: str) -> dict[str, Any] | None:
     if variant is None:
         return None
     return {
+        **variant.to_dict(),  # origin platform: the manifest's own artifact; index: the index's; none
         "manifest": variant.manifest,
-        "origin": variant.origin,  # platform: the manifest's own artifact; index: the index's; none
-        "artifact": variant.artifact or None,
         "subject": {"platform": variant.manifest, "index": index}.get(variant.origin),
         "spec": _spec_doc(variant.spec),
     }

@@ -54,7 +54,7 @@ from extender.sources.from_config import registry_client, registry_specs
 from extender.sources.host.discover import HostPaths, discover
 from extender.spec.model import Spec
 from extender.spec.parse import parse_spec
-from extender.spec.variants import ImageSpec, Variant
+from extender.spec.variants import ImageSpec
 from extender.yamlfile import load_file
 
 VALIDATE_DESCRIPTION = """\
@@ -216,16 +216,6 @@ def _image(args: argparse.Namespace, features: NodeFeatures, live: bool) -> tupl
         raise CommandError(f"{args.image}: spec lookup failed: {exc}") from None
 
 
-def _variant_doc(variant: Variant | None) -> dict[str, Any] | None:
-    if variant is None:
-        return None
-    return {
-        "origin": variant.origin,
-        "manifest": variant.manifest or None,
-        "artifact": variant.artifact or None,
-    }
-
-
 def _spec(args: argparse.Namespace) -> Spec | None:
     if args.spec is not None:
         try:
@@ -313,7 +303,9 @@ def validate_node_command(args: argparse.Namespace) -> int:
         return 2
     subject: dict[str, Any] = {"image": args.image} if args.image else {"specFile": str(args.spec)}
     if args.image:
-        subject.update(platform={"key": key, "from": told}, variant=_variant_doc(variant))
+        subject.update(
+            platform={"key": key, "from": told}, variant=None if variant is None else variant.to_dict()
+        )
         if variant is None:  # the index lacks this platform: this host cannot even pull the image
             message = (
                 f"image {args.image}: the image index has no {key} variant "

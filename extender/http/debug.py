@@ -245,14 +245,7 @@ def _image_summary(item: ImageSpec) -> dict[str, Any]:
 
 def _variant_doc(variant: Variant | None) -> dict[str, Any] | None:
     """Which variant and which artifact judge a platform (``None``: the index has no such child)."""
-    if variant is None:
-        return None
-    return {
-        "origin": variant.origin,
-        "manifest": variant.manifest or None,
-        "artifact": variant.artifact or None,
-        "spec": None if variant.spec is None else variant.spec.digest,
-    }
+    return None if variant is None else variant.to_dict()
 
 
 def _image_line(item: ImageSpec) -> str:

@@ -103,34 +103,27 @@ class SharedLookups:
         self._with_spec: cachetools.LRUCache[str, None] = cachetools.LRUCache(maxsize=KNOWN_IMAGES)
 
     async def lookup(self, image: str) -> Spec | None:
-        if not self.scope.covers(image):
-            self.counts.out_of_scope += 1
-            return None
-        try:
-            found = await self.flight.do((image, None), lambda: self.inner.lookup(image))
-            spec = found.spec if isinstance(found, ImageSpec) else found
-        except Exception as exc:
-            self.counts.error += 1
-            if image not in self._logged:
-                self._logged[image] = None
-                log.warning("spec lookup for image %s failed: %s", image, exc)
-            raise
-        if spec is None:
-            self.counts.no_spec += 1
-        else:
-            self.counts.spec += 1
-            self._with_spec[image] = None
-        return spec
+        found = await self._shared(image, None, lambda: self.inner.lookup(image))
+        return found.spec if isinstance(found, ImageSpec) else found
 
     async def lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
         """:meth:`lookup` for a multi-arch-aware caller: one shared lookup per (image, platforms)."""
+        asked = tuple(platforms)
+        found = await self._shared(image, asked, lambda: lookup_image(self.inner, image, asked))
+        return ImageSpec(image, found) if isinstance(found, Spec) else found
+
+    async def _shared(
+        self,
+        image: str,
+        platforms: tuple[str, ...] | None,
+        call: Callable[[], Awaitable[Spec | ImageSpec | None]],
+    ) -> Spec | ImageSpec | None:
+        """Scope, single-flight per (image, platforms), counts and the rate-limited failure log."""
         if not self.scope.covers(image):
             self.counts.out_of_scope += 1
             return None
-        asked = tuple(platforms)
         try:
-            done = await self.flight.do((image, asked), lambda: lookup_image(self.inner, image, asked))
-            found = done if isinstance(done, ImageSpec) or done is None else ImageSpec(image, done)
+            found = await self.flight.do((image, platforms), call)
         except Exception as exc:
             self.counts.error += 1
             if image not in self._logged:

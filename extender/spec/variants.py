@@ -39,6 +39,15 @@ class Variant:
     manifest: str = ""  # the manifest the node would pull (the child's digest; "" when unknown)
     artifact: str = ""  # the artifact the spec was read from ("" for local files, or none)
 
+    def to_dict(self) -> dict[str, str | None]:
+        """The JSON form the debug endpoints and ``validate-node --json`` give."""
+        return {
+            "origin": self.origin,
+            "manifest": self.manifest or None,
+            "artifact": self.artifact or None,
+            "spec": None if self.spec is None else self.spec.digest,
+        }
+
     def describe(self) -> str:
         """One line: ``linux/arm64/v8: spec of the platform's own artifact sha256:...``."""
         where = {
