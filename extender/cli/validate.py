@@ -324,7 +324,7 @@ def validate_node_command(args: argparse.Namespace) -> int:
                 print(f"platform: {key} ({told})")
                 print(f"{message}: INCOMPATIBLE")
             return 1
-        judged_by = variant.describe()
+        judged_by = variant.describe(sep="\n  ")
     if spec is None:
         message = f"image {args.image} has no compatibility spec: it imposes nothing on nodes"
         if args.image:
@@ -370,10 +370,7 @@ def validate_node_command(args: argparse.Namespace) -> int:
         print(fit(f"{what}: spec {spec.digest}, {len(spec.compatibilities)} compatibility set(s)"))
         if args.image:
             # one piece a line: two digests do not fit 120 columns on one
-            head, *digests = judged_by.split(", ")
-            print(fit(f"judged by {head}"))
-            for digest in digests:
-                print(f"  {digest}")
+            print(fit(f"judged by {judged_by}"))
             print(fit(f"platform: {key} ({told})"))
         if args.features is not None:
             print(fit(f"features: from {args.features}"))

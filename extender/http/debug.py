@@ -77,6 +77,7 @@ from extender.http.context import (
     SETTINGS,
     SOURCES,
     SPECS,
+    AppSettings,
     lookup_specs,
     read_body,
 )
@@ -224,6 +225,26 @@ def _verdict(decision: Decision, node: str, known: bool) -> str:
     return "compatible" if known else "passed (no NodeFeature)"
 
 
+def _decide(
+    settings: AppSettings,
+    images: Sequence[ImageSpec],
+    table: FeatureTable,
+    names: list[str],
+    tags: frozenset[str] | None,
+) -> Decision:
+    """The verdicts and scores the verbs give, with the settings they use; ``detail_limit=0``: the
+    endpoints' own accounts, walked node by node between turns of the loop, give the reasons."""
+    return decide(
+        images,
+        table,
+        names,
+        tags=tags,
+        missing_features=settings.missing_features,
+        missing_platform=settings.missing_platform,
+        detail_limit=0,
+    )
+
+
 def _spec_summary(spec: Spec) -> dict[str, Any]:
     return {
         "digest": spec.digest,
@@ -253,7 +274,7 @@ def _image_line(item: ImageSpec) -> str:
         return f"spec {item.spec.digest}" if item.spec is not None else "no spec"
     parts = [f"multi-arch index {item.digest or '(local)'}"]
     parts += [
-        f"{p}: {'no such variant' if v is None else v.describe().split(': ', 1)[1]}"
+        f"{p}: {'no such variant' if v is None else v.describe(platform=False)}"
         for p, v in sorted(item.variants.items())
     ]
     return "; ".join(parts)
@@ -329,15 +350,7 @@ async def explain_image(request: web.Request) -> web.Response:
         names, total = _nodes_for(request, table, None)
         settings = request.app[SETTINGS]
         features = _snapshot(table, names)
-        decision = decide(
-            [item],
-            table,
-            names,
-            tags=tags,
-            missing_features=settings.missing_features,
-            missing_platform=settings.missing_platform,
-            detail_limit=0,
-        )
+        decision = _decide(settings, [item], table, names, tags)
         scores = decision.scores
         platforms = {name: _judged_by(item, table, name) for name in names}
         done = 0
@@ -442,17 +455,9 @@ async def explain_pod(request: web.Request) -> web.Response:
         table = request.app[FEATURES].table
         names, total = _nodes_for(request, table, given)
         features = _snapshot(table, names)
-        # detail_limit=0: the detailed reasons come from the accounts below (_reason), not from a
-        # walk per failing node inside decide, which would be one long stretch on the loop
-        decision = decide(
-            specs,
-            table,
-            names,
-            tags=tags,
-            missing_features=settings.missing_features,
-            missing_platform=settings.missing_platform,
-            detail_limit=0,
-        )
+        # the detailed reasons come from the accounts below (_reason), not from a walk per failing
+        # node inside decide, which would be one long stretch on the loop
+        decision = _decide(settings, specs, table, names, tags)
         scores = decision.scores
         done = 0
         for name in names:

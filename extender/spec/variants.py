@@ -48,20 +48,21 @@ class Variant:
             "spec": None if self.spec is None else self.spec.digest,
         }
 
-    def describe(self) -> str:
-        """One line: ``linux/arm64/v8: spec of the platform's own artifact sha256:...``."""
+    def describe(self, *, platform: bool = True, sep: str = ", ") -> str:
+        """``linux/arm64/v8: the platform manifest's own artifact, artifact sha256:..., manifest
+        sha256:...``; without the platform, or with the digests on lines of their own (``sep``)."""
         where = {
             "image": "the image's artifact",
             "platform": "the platform manifest's own artifact",
             "index": "the index's artifact (the platform manifest has none)",
             "none": "no artifact on the index or the platform manifest: nothing to meet",
         }[self.origin]
-        parts = [f"{self.platform}: {where}"]
+        parts = [f"{self.platform}: {where}" if platform else where]
         if self.artifact:
             parts.append(f"artifact {self.artifact}")
         if self.manifest:
             parts.append(f"manifest {self.manifest}")
-        return ", ".join(parts)
+        return sep.join(parts)
 
 
 @dataclass(frozen=True, slots=True)
