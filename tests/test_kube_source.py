@@ -16,6 +16,7 @@ from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH, Backoff, KubeFe
 from extender.sources.kubeclient import ApiClientTransport
 from tests.kube_apiserver import FakeApiServer
 from tests.kube_objects import node_object, nodefeature_object
+from tests.kube_watching import watching
 from tests.waiting import eventually, finishes
 
 
@@ -50,17 +51,8 @@ async def cluster() -> AsyncIterator[Cluster]:
     for i in range(5):
         await server.put(NODES_PATH, node_object(f"n{i}"))
         await server.put(NODEFEATURES_PATH, nodefeature_object(f"n{i}", f"n{i}", ["kvm", f"m{i}"]))
-    async with TestServer(server.app) as ts:
-        api = k8s.ApiClient(configuration=k8s.Configuration(host=str(ts.make_url("")).rstrip("/")))
-        transport = ApiClientTransport(api, page_size=2, watch_seconds=1, request_timeout=60)
-        source = KubeFeatures(transport, backoff=lambda: Backoff(initial=0.01, maximum=0.05))
-        task = asyncio.create_task(source.run())
-        try:
-            yield Cluster(server, source)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await api.close()
+    async with watching(server) as source:
+        yield Cluster(server, source)
 
 
 async def test_initial_paged_list_then_ready(cluster: Cluster) -> None:

@@ -7,7 +7,6 @@ reference on random mixed tables in tests/test_decide_property.py."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from kubernetes_asyncio import client as k8s
 
 from extender.errors import ExtenderError
 from extender.features.nodefeature import NodeFeatures
@@ -24,12 +22,12 @@ from extender.http.app import build_app
 from extender.match.table import FeatureTable
 from extender.sources.base import StaticFeatures, StaticSpecs
 from extender.sources.files import FileSpecs, read_image_map
-from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH, Backoff, KubeFeatures
-from extender.sources.kubeclient import ApiClientTransport
+from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from extender.spec.parse import parse_spec
 from extender.spec.variants import Child, ImageSpec, Variant, resolve_variants
 from tests.kube_apiserver import FakeApiServer
 from tests.kube_objects import node_object, nodefeature_object
+from tests.kube_watching import watching
 from tests.waiting import eventually, finishes
 
 AMD64, ARM64, S390X = "linux/amd64/v1", "linux/arm64/v8", "linux/s390x"
@@ -285,23 +283,14 @@ async def test_kube_source_reads_the_platform_from_node_labels() -> None:
         nf = nodefeature_object(name, name, [])
         nf["spec"]["features"]["flags"]["cpu.cpuid"] = {"elements": {"SSE2": {}}}
         await server.put(NODEFEATURES_PATH, nf)
-    async with TestServer(server.app) as ts:
-        api = k8s.ApiClient(configuration=k8s.Configuration(host=str(ts.make_url("")).rstrip("/")))
-        transport = ApiClientTransport(api, page_size=2, watch_seconds=1, request_timeout=60)
-        source = KubeFeatures(transport, backoff=lambda: Backoff(initial=0.01, maximum=0.05))
-        task = asyncio.create_task(source.run())
-        try:
-            await finishes(source.wait_ready(), "ready after the initial lists")
-            await eventually(lambda: source.table.platform_of("n-arm") == ARM64)
-            assert source.table.platform_of("n-plain") == AMD64  # told from its features
-            relabelled = node_object("n-plain")
-            relabelled["metadata"]["labels"] = {"kubernetes.io/arch": "s390x"}
-            await server.put(NODES_PATH, relabelled)
-            await eventually(lambda: source.table.platform_of("n-plain") == "linux/s390x")
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await api.close()
+    async with watching(server) as source:
+        await finishes(source.wait_ready(), "ready after the initial lists")
+        await eventually(lambda: source.table.platform_of("n-arm") == ARM64)
+        assert source.table.platform_of("n-plain") == AMD64  # told from its features
+        relabelled = node_object("n-plain")
+        relabelled["metadata"]["labels"] = {"kubernetes.io/arch": "s390x"}
+        await server.put(NODES_PATH, relabelled)
+        await eventually(lambda: source.table.platform_of("n-plain") == "linux/s390x")
 
 
 async def test_an_index_spec_with_only_missing_platforms_asked_is_still_a_spec(tmp_path: Path) -> None:
