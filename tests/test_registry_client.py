@@ -110,8 +110,8 @@ async def test_unfiltered_answer_is_filtered_by_the_client(env: Env) -> None:
 async def test_ggcr_wrong_artifact_type_is_checked_on_the_manifest(env: Env) -> None:
     digest = env.registry.put_image("app", "1")
     env.registry.put_artifact("app", digest, SPEC)
-    found = await env.specs().find(parse_reference(f"{env.host}/app:1"))
-    assert found.artifact is not None
+    survey = await env.specs().survey(parse_reference(f"{env.host}/app:1"))
+    assert survey.found.artifact != ""  # the one listed as a config media type was checked and kept
     assert await env.specs().lookup(f"{env.host}/app:1") == parse_spec(SPEC)
 
 
@@ -144,8 +144,9 @@ async def test_multi_arch_child_through_the_api(env: Env) -> None:
     env.registry.put_index("app", [amd, arm], "multi")
     env.registry.put_artifact("app", amd, SPEC)
     specs = env.specs()
-    found = await specs.find(parse_reference(f"{env.host}/app:multi"))
-    assert found.subject == amd
+    survey = await specs.survey(parse_reference(f"{env.host}/app:multi"), ("linux/amd64/v1",))
+    variant = survey.found.variant("linux/amd64/v1")
+    assert variant is not None and variant.origin == "platform" and variant.manifest == amd
     assert await specs.lookup(f"{env.host}/app:multi") == parse_spec(SPEC)
 
 

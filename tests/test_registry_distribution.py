@@ -121,13 +121,13 @@ async def test_newest_artifact_wins_and_attach_is_idempotent(
     await attach(client, ref, SPEC_NEWER, created="2026-02-01T00:00:00Z")
     again = await attach(client, ref, SPEC_NEWER, created="2026-02-01T00:00:00Z")
     assert again.indexed == "already listed"  # same bytes, same digest: not listed twice
-    found = await specs_for(client).find(ref)
-    listing = dict(found.listings)[found.subject]
+    survey = await specs_for(client).survey(ref)
+    listing = dict(survey.listings)[survey.found.digest]
     assert listing.via == "tag-schema" and len(listing.descriptors) == 2
     assert await specs_for(client).lookup(f"{name}:1") == parse_spec(SPEC_NEWER)
     # the image's own tag was not touched: it still names the image, not an artifact
     fetched = await client.manifest(ref)
-    assert fetched.media_type == OCI_MANIFEST and fetched.digest == found.digest
+    assert fetched.media_type == OCI_MANIFEST and fetched.digest == survey.found.digest
 
 
 async def test_no_artifact_is_no_spec_and_is_cached(
@@ -152,8 +152,12 @@ async def test_multi_arch_platform_child_fallback(distribution: Distribution, cl
     index, children = await push_index(client, name, "multi")
     await attach(client, children["arm64"].ref, SPEC)  # attached to the arm64 manifest only
     arm = specs_for(client, platform=Platform("linux", "arm64"))
-    found = await arm.find(parse_reference(f"{name}:multi"))
-    assert found.digest == index.digest and found.subject == children["arm64"].digest
+    survey = await arm.survey(parse_reference(f"{name}:multi"), ("linux/arm64/v8",))
+    variant = survey.found.variant("linux/arm64/v8")
+    assert survey.found.digest == index.digest
+    assert (
+        variant is not None and variant.origin == "platform" and variant.manifest == children["arm64"].digest
+    )
     assert await arm.lookup(f"{name}:multi") == parse_spec(SPEC)
     amd = specs_for(client)
     assert await amd.lookup(f"{name}:multi") is None  # amd64's child has none, nor has the index
@@ -161,8 +165,9 @@ async def test_multi_arch_platform_child_fallback(distribution: Distribution, cl
     assert await arm.lookup(f"{name}@{index.digest}") == parse_spec(SPEC)
     # an artifact on the index itself is found without asking the child
     await attach(client, parse_reference(f"{name}:multi"), SPEC_NEWER)
-    found = await specs_for(client).find(parse_reference(f"{name}:multi"))
-    assert found.subject == index.digest
+    survey = await specs_for(client).survey(parse_reference(f"{name}:multi"), ("linux/amd64/v1",))
+    variant = survey.found.variant("linux/amd64/v1")
+    assert variant is not None and variant.origin == "index" and variant.artifact == survey.found.artifact
     assert await specs_for(client).lookup(f"{name}:multi") == parse_spec(SPEC_NEWER)
 
 

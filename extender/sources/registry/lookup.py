@@ -36,7 +36,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from extender.caching import BoundedCache
 from extender.errors import ExtenderError, ManifestError, SpecError, SpecLookupError
@@ -70,21 +70,6 @@ class CacheSettings:
     entries: int = 10_000
     spec_entries: int = 2_000
     spec_bytes: int = 64 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """Where an image's artifact was found (for ``discover`` and the debug endpoints)."""
-
-    image: str
-    digest: str  # what the reference resolved to
-    subject: str  # the digest the artifact refers to (the platform child's, or ``digest``)
-    artifact: Descriptor | None
-    listings: tuple[tuple[str, Referrers], ...] = field(default=())  # subject digest -> listing
-    platform: str = ""  # the platform asked, when ``digest`` is an index
-    child: str = ""  # that platform's child ("" when the index has none, or no index)
-    is_index: bool = False
-    platforms: tuple[str, ...] = ()  # every platform the index has a child for
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,60 +185,10 @@ class RegistrySpecs:
     async def _lookup_variants(self, image: str, platforms: Sequence[str]) -> ImageSpec | None:
         ref = parse_reference(image)
         self.client.check_allowed(ref)
-        tag = await self._resolve(ref)
-        artifact = await self._artifact_of(ref, tag.digest)
-        spec = await self.spec(ref, artifact) if artifact is not None else None
-        index_artifact = artifact.digest if artifact is not None else ""
-        if not tag.is_index:
-            return None if spec is None else ImageSpec(image, spec, None, tag.digest, index_artifact)
-        asked = list(dict.fromkeys(platforms))
-        found = await asyncio.gather(*(self._child(ref, tag.child(p)) for p in asked))
-        result = resolve_variants(
-            image,
-            spec,
-            dict(zip(asked, found, strict=True)),
-            digest=tag.digest,
-            index_artifact=index_artifact,
-        )
-        return result if result.has_spec else None
-
-    async def _child(self, ref: ImageRef, digest: str) -> Child | None:
-        if not digest:
-            return None
-        artifact = await self._artifact_of(ref, digest)
-        if artifact is None:
-            return Child(digest, None)
-        return Child(digest, await self.spec(ref, artifact), artifact.digest)
+        found = (await self.survey(ref, platforms)).found
+        return replace(found, image=image) if found.has_spec else None  # named as the pod names it
 
     # -- steps -----------------------------------------------------------------------------------
-
-    async def find(self, ref: ImageRef, *, use_cache: bool = True, platform: Platform | None = None) -> Found:
-        """The artifact a node of ``platform`` (default ``registry.platform``) is judged by, with the
-        listings read to find it (``artifact`` is ``None`` when there is none): the platform child's
-        own when ``ref`` is an index and the child has one, else the index's (or the image's)."""
-        tag = await self._resolve(ref, use_cache=use_cache)
-        listings: list[tuple[str, Referrers]] = []
-        key = platform_key(platform or self.platform)
-        platforms = tuple(dict.fromkeys(p for p, _ in tag.children))
-        child = tag.child(key) if tag.is_index else ""
-        if child:
-            artifact = await self._artifact_of(ref, child, listings, use_cache=use_cache)
-            if artifact is not None:
-                return Found(
-                    str(ref), tag.digest, child, artifact, tuple(listings), key, child, True, platforms
-                )
-        artifact = await self._artifact_of(ref, tag.digest, listings, use_cache=use_cache)
-        return Found(
-            str(ref),
-            tag.digest,
-            tag.digest,
-            artifact,
-            tuple(listings),
-            key if tag.is_index else "",
-            child,
-            tag.is_index,
-            platforms,
-        )
 
     async def survey(
         self, ref: ImageRef, platforms: Sequence[str] | None = None, *, use_cache: bool = True
@@ -265,14 +200,8 @@ class RegistrySpecs:
         in the order asked (each digest's once). Raises what the registry and the specs raise."""
         tag = await self._resolve(ref, use_cache=use_cache)
         listings: list[tuple[str, Referrers]] = []
-        chosen: dict[str, Descriptor | None] = {}
-
-        async def artifact_of(digest: str) -> Descriptor | None:
-            if digest not in chosen:
-                chosen[digest] = await self._artifact_of(ref, digest, listings, use_cache=use_cache)
-            return chosen[digest]
-
-        artifact = await artifact_of(tag.digest)
+        artifact = await self._artifact_of(ref, tag.digest, listings, use_cache=use_cache)
+        chosen: dict[str, Descriptor | None] = {tag.digest: artifact}
         spec = await self.spec(ref, artifact) if artifact is not None else None
         index_artifact = artifact.digest if artifact is not None else ""
         if not tag.is_index:
@@ -280,15 +209,29 @@ class RegistrySpecs:
             every: tuple[str, ...] = ()
         else:
             every = tuple(dict.fromkeys(p for p, _ in tag.children))
+            asked = list(every if platforms is None else dict.fromkeys(platforms))
+            # each child once, concurrently; their listings kept in the order asked
+            digests = list(dict.fromkeys(d for p in asked if (d := tag.child(p)) and d != tag.digest))
+            read: dict[str, list[tuple[str, Referrers]]] = {d: [] for d in digests}
+            own = await asyncio.gather(
+                *(self._artifact_of(ref, d, read[d], use_cache=use_cache) for d in digests)
+            )
+            chosen.update(zip(digests, own, strict=True))
+            for d in digests:
+                listings.extend(read[d])
+            own_specs = await asyncio.gather(*(self.spec(ref, a) for a in own if a is not None))
+            spec_of = dict(zip([a.digest for a in own if a is not None], own_specs, strict=True))
             children: dict[str, Child | None] = {}
-            for platform in every if platforms is None else dict.fromkeys(platforms):
+            for platform in asked:
                 digest = tag.child(platform)
-                if not digest:
-                    children[platform] = None
-                    continue
-                own = await artifact_of(digest)
-                own_spec = await self.spec(ref, own) if own is not None else None
-                children[platform] = Child(digest, own_spec, own.digest if own is not None else "")
+                mine = chosen.get(digest) if digest else None
+                children[platform] = (
+                    None
+                    if not digest
+                    else Child(digest, spec_of[mine.digest], mine.digest)
+                    if mine is not None
+                    else Child(digest, None)
+                )
             found = resolve_variants(
                 str(ref), spec, children, digest=tag.digest, index_artifact=index_artifact
             )
