@@ -106,6 +106,11 @@ def test_yaml_files_still_load_through_pyyaml() -> None:
         '{"a": [1, 2,]}',  # not JSON at all
         "[1, *x]",
         '{"a": 123456789012345678901234567890}',  # beyond orjson's integers
+        '{"a": 18446744073709551616, "b": -9223372036854775809}',  # just past 64 bits: floats in orjson
+        '{"a": 9223372036854775807, "b": -9223372036854775808, "c": 1000000000000000000}',  # 64 bits
+        "[1E5, -2.5e-3, 0.0, 1e400]",  # exponents, a negative fraction, a float beyond float range
+        '{"a": [1,\n   2.5], "b": {"c":\r\n 3.25}}',  # a float after a line break
+        '{"a": "x,1.5", "b": "[2e3"}',  # number-like text after a comma or bracket inside a string
         "\ufeff" + '{"a": 1}',  # a byte-order mark
         "null",
         "  \n  ",
