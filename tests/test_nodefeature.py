@@ -226,3 +226,42 @@ def test_parsed_features_share_equal_values_across_nodes() -> None:
     assert merged.attributes["kernel.version"] == {"major": "7"}
     assert fb.flags["kernel.loadedmodule"] == {"x", "y"} and fb.attributes["kernel.version"] == {"major": "6"}
     assert len(merged.instances["pci.device"]) == 2 and len(fb.instances["pci.device"]) == 1
+
+
+def _text_with_an_int_twin() -> tuple[str, int]:
+    """A string and an int of the same hash (the int is the string's hash, which an int keeps when
+    it is small enough): a row or flag set holding the int hashes like the shared one."""
+    for n in range(1000):
+        text = f"v{n}"
+        if hash(hash(text)) == hash(text):
+            return text, hash(text)
+    raise AssertionError("no string hashes within int range")  # 1000 tries: (3/4)**1000
+
+
+@pytest.mark.parametrize("part", ["attributes", "instances", "flags"])
+def test_a_value_hashing_like_a_shared_one_but_not_a_string_is_still_refused(part: str) -> None:
+    """Parsing finds a row or flag set that another node already has by its hash, without
+    re-checking its types (equal to strings means strings). A number of the very same hash as the
+    shared text is not equal to it, so it is checked, and refused, as before."""
+    text, twin = _text_with_an_int_twin()
+
+    def features(value: object) -> dict[str, Any]:
+        if part == "attributes":
+            return {"attributes": {"kernel.version": {"elements": {"major": value}}}}
+        if part == "instances":
+            return {"instances": {"pci.device": {"elements": [{"attributes": {"vendor": value}}]}}}
+        return {"flags": {"kernel.loadedmodule": {"elements": {value: {}}}}}
+
+    first = parse_nodefeature(obj("a", "a", features(text)))  # kept alive: its values are the shared ones
+    with pytest.raises(NodeFeatureError, match=f"spec.features.{part}"):
+        parse_nodefeature(obj("b", "b", features(twin)))
+    again = parse_nodefeature(obj("c", "c", features(text)))
+    assert (
+        again.features.flags == first.features.flags and again.features.instances == first.features.instances
+    )
+    if part == "attributes":
+        assert again.features.attributes["kernel.version"] is first.features.attributes["kernel.version"]
+    elif part == "instances":
+        assert again.features.instances["pci.device"][0] is first.features.instances["pci.device"][0]
+    else:
+        assert again.features.flags["kernel.loadedmodule"] is first.features.flags["kernel.loadedmodule"]

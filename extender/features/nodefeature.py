@@ -137,6 +137,11 @@ class _Shared(Generic[_T]):
     def __init__(self) -> None:
         self._by_hash: dict[int, weakref.ref[_T]] = {}
 
+    def get(self, key: int) -> _T | None:
+        """The live shared value registered under ``key`` (the caller checks that it is equal)."""
+        ref = self._by_hash.get(key)
+        return ref() if ref is not None else None
+
     def __call__(self, value: _T, key: int) -> _T:
         ref = self._by_hash.get(key)
         known = ref() if ref is not None else None
@@ -158,6 +163,16 @@ _shared_rows: _Shared[_Row] = _Shared()
 
 def _flag_set(names: Iterable[str], path: str) -> frozenset[str]:
     names = list(names)
+    # The usual case, a set some other node has too: found without interning every name. Equal to
+    # a set of strings, so every name is a string (a number is never equal to one).
+    try:
+        plain = frozenset(names)
+    except TypeError:  # an unhashable name: refused below
+        pass
+    else:
+        known = _shared_sets.get(hash(plain))
+        if known is not None and known == plain:
+            return known
     try:
         value = frozenset(map(sys.intern, names))  # intern() takes exactly str: it checks the types
     except TypeError:
@@ -169,6 +184,17 @@ def _flag_set(names: Iterable[str], path: str) -> frozenset[str]:
 
 def _row(value: Any, path: str) -> _Row:
     m = _mapping(value, path)
+    # The usual case, a row some other node has too (a pool's devices, its kernel): found by the hash
+    # of the items as decoded, without interning or copying them. Equal to a row of strings, so every
+    # key and value is a string. (Startup and churn profiles: building rows was most of parsing.)
+    try:
+        key = hash(tuple(m.items()))
+    except TypeError:  # an unhashable value (a list, a mapping): refused below
+        pass
+    else:
+        known = _shared_rows.get(key)
+        if known is not None and known == m:
+            return known
     try:
         # intern() takes exactly str, so this checks every key and value in C (startup profile:
         # the per-item loop was the largest part of reading a NodeFeature)
