@@ -8,6 +8,9 @@ tables changed incrementally after they were built. At least 2,000 examples per 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,6 +36,31 @@ def _agree(spec: Spec, table: FeatureTable, names: list[str], tags: frozenset[st
     np.testing.assert_array_equal(again.status, ref.status)
 
 
+def _tweaked(old: NodeFeatures, drawn: NodeFeatures, data: st.DataObject) -> NodeFeatures:
+    """An update as parsing makes them: per feature, the very object the node had (parsing shares
+    equal values; instance tuples are new, their rows the same objects), a new value, or none; the
+    table rewrites only what is not the same object."""
+
+    def pick(old_part: Mapping[str, Any], new_part: Mapping[str, Any], rows: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in sorted({*old_part, *new_part}):
+            choice = data.draw(st.sampled_from(["keep", "new", "drop"]))
+            if choice == "keep" and name in old_part:
+                out[name] = tuple(old_part[name]) if rows else old_part[name]
+            elif choice == "new" and name in new_part:
+                out[name] = new_part[name]
+        return out
+
+    if data.draw(st.booleans()):
+        return old  # the same object again (a resync): nothing to write
+    return NodeFeatures(
+        node=old.node,
+        flags=pick(old.flags, drawn.flags, False),
+        attributes=pick(old.attributes, drawn.attributes, False),
+        instances=pick(old.instances, drawn.instances, True),
+    )
+
+
 @SETTINGS
 @given(
     spec=specs(), cluster=clusters(), tags=st.sampled_from([None, frozenset({"a"}), frozenset({"a", "b"})])
@@ -51,12 +79,16 @@ def test_incremental_updates_agree(spec: Spec, cluster: list[NodeFeatures], data
     table = FeatureTable.from_features(cluster)
     evaluate(spec, table)  # warm the cache and the per-value memos before changing the table
     for step in range(data.draw(st.integers(1, 6))):
-        action = data.draw(st.sampled_from(["replace", "remove", "add"]))
+        action = data.draw(st.sampled_from(["replace", "remove", "add", "tweak"]))
         names = list(table.nodes())
         if action == "remove" and names:
             table.remove_node(data.draw(st.sampled_from(names)))
         elif action == "replace" and names:
             table.set_node(data.draw(node_features(data.draw(st.sampled_from(names)))))
+        elif action == "tweak" and names:
+            old = table.node_features(data.draw(st.sampled_from(names)))
+            assert old is not None
+            table.set_node(_tweaked(old, data.draw(node_features(old.node)), data))
         else:
             table.set_node(data.draw(node_features(f"new{step}")))
     _agree(spec, table, sorted(table.nodes()), None)

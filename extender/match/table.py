@@ -25,6 +25,7 @@ a time (the extender runs on one event loop).
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,11 @@ def _compact_index(index: _SlotIndex) -> _SlotIndex:
         keys = names
     slots = np.fromiter(index.values(), dtype=np.int64, count=len(index)).tolist()
     return _SlotIndex(zip(keys, slots, strict=True))
+
+
+def _same_rows(new: tuple[Mapping[str, str], ...] | None, old: tuple[Mapping[str, str], ...]) -> bool:
+    """The same instance rows, object for object (the tuples themselves are built per parse)."""
+    return new is old or (new is not None and len(new) == len(old) and all(map(operator.is_, new, old)))
 
 
 def _grow(arr: npt.NDArray[_ScalarT], size: int, fill: object) -> npt.NDArray[_ScalarT]:
@@ -278,10 +284,10 @@ class FeatureTable:
         slot = self._slot_of.get(nf.node)
         if slot is None:
             slot = self._allocate(nf.node)
+            self._write(slot, nf)
         else:
-            self._clear(slot)
+            self._rewrite(slot, self._node_features[slot], nf)
             self._count_platform(int(self._platform.codes[slot]), -1)
-        self._write(slot, nf)
         if platform is None:
             platform = platform_from_features(nf, self.default_platform)
         code = self._platform.code_for(platform)
@@ -345,27 +351,69 @@ class FeatureTable:
     def _write(self, slot: int, nf: NodeFeatures) -> None:
         self._node_features[slot] = nf
         for name, names in nf.flags.items():
-            fc = self._columns(name)
-            fc.has_flags[slot] = True
-            for el in names:
-                col = fc.flags.get(el)
-                if col is None:
-                    col = fc.flags[el] = np.zeros(self._capacity, dtype=np.bool_)
-                col[slot] = True
+            self._write_flags(slot, name, names)
         for name, values in nf.attributes.items():
-            fc = self._columns(name)
-            fc.has_attrs[slot] = True
-            for key, value in values.items():
-                acol = fc.attrs.get(key)
-                if acol is None:
-                    acol = fc.attrs[key] = Column(np.full(self._capacity, -1, dtype=np.intp))
-                acol.codes[slot] = acol.code_for(value)
+            self._write_attrs(slot, name, values)
         rows_of: dict[str, list[int]] = {}
         for name, instances in nf.instances.items():
-            fc = self._columns(name)
-            fc.has_instances[slot] = True
-            rows_of[name] = [self._add_row(fc, slot, inst) for inst in instances]
+            rows_of[name] = self._write_rows(slot, name, instances)
         self._node_rows[slot] = rows_of
+
+    def _write_flags(self, slot: int, name: str, names: Iterable[str]) -> None:
+        fc = self._columns(name)
+        fc.has_flags[slot] = True
+        for el in names:
+            col = fc.flags.get(el)
+            if col is None:
+                col = fc.flags[el] = np.zeros(self._capacity, dtype=np.bool_)
+            col[slot] = True
+
+    def _write_attrs(self, slot: int, name: str, values: Mapping[str, str]) -> None:
+        fc = self._columns(name)
+        fc.has_attrs[slot] = True
+        for key, value in values.items():
+            acol = fc.attrs.get(key)
+            if acol is None:
+                acol = fc.attrs[key] = Column(np.full(self._capacity, -1, dtype=np.intp))
+            acol.codes[slot] = acol.code_for(value)
+
+    def _write_rows(self, slot: int, name: str, instances: Iterable[Mapping[str, str]]) -> list[int]:
+        fc = self._columns(name)
+        fc.has_instances[slot] = True
+        return [self._add_row(fc, slot, inst) for inst in instances]
+
+    def _rewrite(self, slot: int, old: NodeFeatures, nf: NodeFeatures) -> None:
+        """Replace ``old`` by ``nf`` in ``slot``, touching only the features whose value is not the
+        very same object in both (parsing shares equal flag sets and rows between objects, see
+        extender/features/nodefeature.py, so an update that changes a kernel version and a module
+        list rewrites those two features, not the node's hundreds of other cells). The result is the
+        one clearing the slot and writing ``nf`` gives."""
+        self._node_features[slot] = nf
+        for name, names in old.flags.items():
+            if nf.flags.get(name) is not names:
+                fc = self._features[name]
+                fc.has_flags[slot] = False
+                for el in names:
+                    fc.flags[el][slot] = False
+        for name, names in nf.flags.items():
+            if old.flags.get(name) is not names:
+                self._write_flags(slot, name, names)
+        for name, values in old.attributes.items():
+            if nf.attributes.get(name) is not values:
+                fc = self._features[name]
+                fc.has_attrs[slot] = False
+                for key in values:
+                    fc.attrs[key].codes[slot] = -1
+        for name, values in nf.attributes.items():
+            if old.attributes.get(name) is not values:
+                self._write_attrs(slot, name, values)
+        rows_of = self._node_rows[slot]
+        for name, instances in old.instances.items():
+            if not _same_rows(nf.instances.get(name), instances):
+                self._drop_rows(name, rows_of.pop(name), slot)
+        for name, instances in nf.instances.items():
+            if name not in rows_of:  # new, or dropped just above
+                rows_of[name] = self._write_rows(slot, name, instances)
 
     def _add_row(self, fc: FeatureColumns, slot: int, attrs: Mapping[str, str]) -> int:
         row = fc.n_rows
@@ -396,13 +444,18 @@ class FeatureTable:
             for key in values:
                 fc.attrs[key].codes[slot] = -1
         for name, rows in self._node_rows.pop(slot).items():
-            fc = self._features[name]
-            fc.has_instances[slot] = False
-            # A dead row is marked by row_node = -1 alone: every reader masks rows by it.
-            fc.row_node[rows] = -1
-            fc.dead_rows += len(rows)
-            if fc.dead_rows > 64 and fc.dead_rows * 2 > fc.n_rows:
-                self._compact_rows(name, fc)
+            self._drop_rows(name, rows, slot)
+
+    def _drop_rows(self, name: str, rows: list[int], slot: int) -> None:
+        """Kill the instance rows of feature ``name`` that ``slot`` had. Call with ``rows`` already
+        out of ``_node_rows``: a compaction renumbers the rows listed there."""
+        fc = self._features[name]
+        fc.has_instances[slot] = False
+        # A dead row is marked by row_node = -1 alone: every reader masks rows by it.
+        fc.row_node[rows] = -1
+        fc.dead_rows += len(rows)
+        if fc.dead_rows > 64 and fc.dead_rows * 2 > fc.n_rows:
+            self._compact_rows(name, fc)
 
     def _compact_rows(self, name: str, fc: FeatureColumns) -> None:
         """Drop dead instance rows once they are the majority (keeps reductions O(live rows))."""
