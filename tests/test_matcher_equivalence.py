@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from extender.features.nodefeature import NodeFeatures
 from extender.match.evaluate import evaluate
 from extender.match.table import FeatureTable
+from extender.match.vector import evaluate_table
 from extender.spec.model import Spec
 from tests.fuzz import examples
 from tests.strategies import clusters, node_features, specs
@@ -92,3 +93,29 @@ def test_incremental_updates_agree(spec: Spec, cluster: list[NodeFeatures], data
         else:
             table.set_node(data.draw(node_features(f"new{step}")))
     _agree(spec, table, sorted(table.nodes()), None)
+
+
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs(), cluster=clusters(), data=st.data())
+def test_a_walk_over_some_slots_gives_their_rows_of_the_whole_walk(
+    spec: Spec, cluster: list[NodeFeatures], data: st.DataObject
+) -> None:
+    """What patching a cached result reads (extender/match/evaluate.py): the vectorized walk over
+    a subset of the slots (columns gathered per feature, vocabularies and per-value results shared
+    with the table) gives exactly those slots' rows of the walk over the whole table, in the
+    subset's order, after updates too (dead instance rows, reused slots)."""
+    table = FeatureTable.from_features(cluster)
+    set_indexes = spec.selected_sets(None)
+    if data.draw(st.booleans()):
+        evaluate_table(spec, table, set_indexes)  # memos filled before the table changes
+    for step in range(data.draw(st.integers(0, 4))):
+        names = sorted(table.nodes())
+        if data.draw(st.booleans()) and len(names) > 1:
+            table.remove_node(data.draw(st.sampled_from(names)))
+        else:
+            table.set_node(data.draw(node_features(data.draw(st.sampled_from([*names, f"new{step}"])))))
+    live = [s for n in table.nodes() if (s := table.slot(n)) is not None]
+    picked = data.draw(st.lists(st.sampled_from(live), min_size=1, unique=True))
+    whole = evaluate_table(spec, table, set_indexes)
+    some = evaluate_table(spec, table.subset(np.array(picked, dtype=np.intp)), set_indexes)
+    np.testing.assert_array_equal(some, whole[picked])

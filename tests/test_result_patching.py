@@ -58,7 +58,7 @@ def walked(monkeypatch: pytest.MonkeyPatch) -> list[FeatureTable]:
     one changed node in 8 slots here (the tables are small; the real bound is cost-based)."""
     monkeypatch.setattr(evaluate_module, "PATCH_SHARE", 8)
     monkeypatch.setattr(evaluate_module, "PATCH_FLOOR", 0)
-    monkeypatch.setattr(evaluate_module, "PATCH_ROWS", 2)  # 3 or more changes: the small table
+    monkeypatch.setattr(evaluate_module, "PATCH_ROWS", 2)  # 3 or more: the walk over the changed slots
     tables: list[FeatureTable] = []
     real = vector_evaluate_table
 

@@ -29,16 +29,17 @@ Implementation = Literal["vectorized", "reference"]
 
 
 #: How an entry is brought up to date, by the number ``k`` of nodes changed since it was computed,
-#: from costs measured on the benchmark spec and cluster (CPU time, 2,000- to 20,000-node tables):
-#: a reference walk ~670 µs a node; the vectorized walk over a small table of just the changed
-#: nodes ~2.4 ms plus ~0.18 ms a node; the vectorized walk over the whole table ~0.8 µs a slot.
+#: from costs measured on the benchmark spec and cluster (20,000 nodes, 32,768 slots, medians): a
+#: reference walk ~0.5-0.7 ms a node; the vectorized walk over the changed slots alone
+#: (``table.subset``) ~0.8 ms plus ~8 µs a node, the copy of the cached arrays included; the
+#: vectorized walk over the whole table ~0.43 µs a slot (14 ms).
 #: * ``k <= PATCH_ROWS``: each changed row by the reference walk;
-#: * ``k * PATCH_SHARE + PATCH_FLOOR <= capacity``: the changed rows by the vectorized walk over a
-#:   table of those nodes alone (at 65,536 slots up to 240 nodes, ~45 ms against ~50 ms for a walk);
+#: * ``k * PATCH_SHARE + PATCH_FLOOR <= capacity``: the changed rows by the vectorized walk over
+#:   those slots (at 65,536 slots up to 1,984 nodes, ~17 ms against ~28 ms for a walk);
 #: * otherwise: the whole table walked afresh.
-PATCH_ROWS = 4
-PATCH_SHARE = 256
-PATCH_FLOOR = 4096
+PATCH_ROWS = 1
+PATCH_SHARE = 32
+PATCH_FLOOR = 2048
 
 
 def _entry(spec: Spec, table: FeatureTable, tags: frozenset[str] | None) -> ResultEntry:
@@ -80,12 +81,9 @@ def _patched(
         for slot, nf in live:
             matrix[slot] = [int(r.status) for r in evaluate_node(spec, nf, set_indexes)]
     elif live:
-        # each node's row depends on its own features only: a table of the changed nodes alone
-        # gives their rows, in order (a fresh table allocates slots 0, 1, ...)
-        alone = FeatureTable(default_platform=table.default_platform)
-        for _, nf in live:
-            alone.set_node(nf, table.default_platform)
-        matrix[rows] = evaluate_table(spec, alone, set_indexes)[: len(live)]
+        # each node's row depends on its own features only: the vectorized walk over the changed
+        # slots alone gives their rows, in order
+        matrix[rows] = evaluate_table(spec, table.subset(np.array(rows, dtype=np.intp)), set_indexes)
     verdicts = None
     if entry.verdicts is not None and len(old) == table.capacity:
         ok, best = entry.verdicts.ok.copy(), entry.verdicts.best.copy()

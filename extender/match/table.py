@@ -29,7 +29,7 @@ import operator
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -131,6 +131,94 @@ class FeatureColumns:
     inst_attrs: dict[str, Column] = field(default_factory=dict)
 
 
+class Columns(Protocol):
+    """What the vectorized matcher reads: per feature its columns, over ``capacity`` slots."""
+
+    @property
+    def capacity(self) -> int: ...
+
+    def feature(self, name: str) -> FeatureColumns | None: ...
+
+
+class _GatheredFlags(dict[str, BoolArray]):
+    """The flag columns of a :class:`SlotSubset`, each gathered the first time it is read (a
+    feature can have hundreds of flags, and a spec reads a few)."""
+
+    def __init__(self, source: dict[str, BoolArray], slots: IntArray) -> None:
+        super().__init__()
+        self._source = source
+        self._slots = slots
+
+    def get(self, key: str, default: Any = None) -> Any:
+        col = dict.get(self, key)
+        if col is None:
+            src = self._source.get(key)
+            if src is None:
+                return default
+            col = self[key] = src[self._slots]
+        return col
+
+    def items(self) -> Any:
+        for key in self._source:
+            self.get(key)
+        return dict.items(self)
+
+
+class SlotSubset:
+    """Some slots of a table, as a table of their own to the vectorized matcher: slot ``i`` here is
+    ``slots[i]`` there. Columns are gathered per feature as the matcher asks for them, and share the
+    table's vocabularies and per-value results (Column.memo, name_memo), so evaluating a spec over a
+    few changed nodes costs a few small gathers per expression, not a table of their own to fill
+    and every expression's values to evaluate again. Read it before the table changes again."""
+
+    def __init__(self, table: FeatureTable, slots: IntArray) -> None:
+        self._table = table
+        self._slots = slots
+        self._features: dict[str, FeatureColumns | None] = {}
+
+    @property
+    def capacity(self) -> int:
+        return len(self._slots)
+
+    def feature(self, name: str) -> FeatureColumns | None:
+        if name in self._features:
+            return self._features[name]
+        fc = self._table.feature(name)
+        found = None if fc is None else self._gather(name, fc)
+        self._features[name] = found
+        return found
+
+    def _gather(self, name: str, fc: FeatureColumns) -> FeatureColumns:
+        slots = self._slots
+        out = FeatureColumns(
+            has_flags=fc.has_flags[slots],
+            has_attrs=fc.has_attrs[slots],
+            has_instances=fc.has_instances[slots],
+            flags=_GatheredFlags(fc.flags, slots),
+            attrs={
+                key: Column(col.codes[slots], col.vocab, col.index, col.memo) for key, col in fc.attrs.items()
+            },
+            name_memo=fc.name_memo,
+        )
+        rows: list[int] = []
+        at: list[int] = []
+        node_rows = self._table._node_rows
+        for i, slot in enumerate(slots.tolist()):
+            mine = node_rows[slot].get(name)
+            if mine:
+                rows += mine
+                at += [i] * len(mine)
+        if rows:
+            picked = np.array(rows, dtype=np.intp)
+            out.row_node = np.array(at, dtype=np.intp)
+            out.n_rows = len(rows)
+            out.inst_attrs = {
+                key: Column(col.codes[picked], col.vocab, col.index, col.memo)
+                for key, col in fc.inst_attrs.items()
+            }
+        return out
+
+
 class FeatureTable:
     """All nodes' features, columnar. See the module docstring."""
 
@@ -219,6 +307,10 @@ class FeatureTable:
 
     def feature(self, name: str) -> FeatureColumns | None:
         return self._features.get(name)
+
+    def subset(self, slots: IntArray) -> SlotSubset:
+        """These live slots as a table of their own, for the vectorized matcher (:class:`SlotSubset`)."""
+        return SlotSubset(self, slots)
 
     def changed_since(self, generation: int) -> set[int] | None:
         """The slots written or freed after ``generation`` (their features, platform or node

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from extender.errors import EvaluationError
 from extender.match.reference import eval_expression
 from extender.match.result import Status
-from extender.match.table import BoolArray, Column, FeatureColumns, FeatureTable
+from extender.match.table import BoolArray, Column, Columns, FeatureColumns
 from extender.spec.model import RULE_BACKREF_FEATURE, FeatureTerm, MatchExpression, Rule, Spec
 
 StatusMatrix = npt.NDArray[np.int8]
@@ -75,7 +75,7 @@ def _vocab_eval(col: Column, expr: MatchExpression) -> tuple[BoolArray, BoolArra
 
 @dataclass(slots=True)
 class _Ctx:
-    table: FeatureTable
+    table: Columns
     n_slots: int
     backref: FeatureColumns | None = None  # rule.matched as seen after the first rule
 
@@ -264,8 +264,9 @@ def _start_backref(ctx: _Ctx) -> FeatureColumns:
     return backref_cols
 
 
-def evaluate_table(spec: Spec, table: FeatureTable, set_indexes: tuple[int, ...]) -> StatusMatrix:
-    """Status of every selected set on every node slot of ``table`` (rows = slots)."""
+def evaluate_table(spec: Spec, table: Columns, set_indexes: tuple[int, ...]) -> StatusMatrix:
+    """Status of every selected set on every node slot of ``table`` (rows = slots): a
+    :class:`~extender.match.table.FeatureTable`, or some of its slots (``table.subset(slots)``)."""
     ctx = _Ctx(table=table, n_slots=table.capacity)
     status = np.zeros((ctx.n_slots, len(set_indexes)), dtype=np.int8)
     for set_col, set_index in enumerate(set_indexes):
