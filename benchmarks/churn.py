@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import math
 import sys
 import time
@@ -58,6 +59,7 @@ from extender.decide import ImageSpec, decide
 from extender.features.nodefeature import RawNodeFeature
 from extender.http.app import AppSettings, build_app
 from extender.sources.base import StaticSpecs
+from extender.sources.heap import HeapKeeper
 from extender.sources.kube import KubeFeatures, ListResult, WatchEvent
 from extender.sources.specs import SharedLookups
 
@@ -153,6 +155,39 @@ class SizeResult:
     passed: int
     failed: int
     table_build_s: float
+    full_collections: dict[str, FullCollections]  # per phase: "list", "quiet", "churn"
+    freezes: int  # by the HeapKeeper, as serve runs it
+    frozen_garbage: int  # frozen objects found unreachable at the end (unfreeze, then collect)
+
+
+@dataclass(slots=True)
+class FullCollections:
+    """The garbage collector's full collections during one phase: how many, and their pauses."""
+
+    count: int = 0
+    total_ms: float = 0.0
+    max_ms: float = 0.0
+
+
+class _FullCollectionClock:
+    """Times every full collection (``gc.callbacks``) into the current phase's counts."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, FullCollections] = {}
+        self.phase = "list"
+        self._start = 0.0
+
+    def __call__(self, stage: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if stage == "start":
+            self._start = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._start) * 1e3
+        got = self.phases.setdefault(self.phase, FullCollections())
+        got.count += 1
+        got.total_ms += ms
+        got.max_ms = max(got.max_ms, ms)
 
 
 async def _measure_size(
@@ -168,6 +203,10 @@ async def _measure_size(
     del objs
     kube = KubeFeatures(transport, watch_nodes=False)
     progress.note("initial list into the table")
+    clock = _FullCollectionClock()
+    gc.callbacks.append(clock)
+    heap = HeapKeeper(kube)  # as serve runs it (extender/sources/from_config.py)
+    keeper = asyncio.create_task(heap.run())
     t0 = time.perf_counter()
     watch = asyncio.create_task(kube.run())
     await kube.wait_ready()
@@ -189,8 +228,10 @@ async def _measure_size(
                 passed, failed = check_filter("extender", await resp.read(), "names", names, expected.passed)
             progress.note("quiet")
             await _requests(session, url, body, 0.0, warmup)
+            clock.phase = "quiet"
             quiet = await _requests(session, url, body, seconds / 2, (min_requests + 1) // 2)
             progress.note(f"churn at {rate:,.1f} updates/s")
+            clock.phase = "churn"
             gen0, delivered0 = table.generation, transport.delivered
             producer = asyncio.create_task(_produce(transport, events, rate, stop))
             t_churn = time.perf_counter()
@@ -201,18 +242,25 @@ async def _measure_size(
             applied = table.generation - gen0
             backlog = sent - (transport.delivered - delivered0)
             progress.note("quiet again")
+            clock.phase = "drain"
             # let the backlog drain before the second quiet half (it would not be quiet otherwise)
             for _ in range(200):
                 if transport.queue.empty():
                     break
                 await asyncio.sleep(TICK_S)
+            clock.phase = "quiet"
             quiet += await _requests(session, url, body, seconds / 2, min_requests // 2)
     finally:
         stop.set()
         await runner.cleanup()
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        for task in (watch, keeper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        gc.callbacks.remove(clock)
+    del table, names, body, events, transport, kube, runner
+    gc.unfreeze()  # what the freezes kept from the collector that it would have found unreachable
+    frozen_garbage = gc.collect()
     result = SizeResult(
         nodes=n,
         target_updates_per_s=rate,
@@ -227,6 +275,9 @@ async def _measure_size(
         passed=passed,
         failed=failed,
         table_build_s=build_s,
+        full_collections=clock.phases,
+        freezes=heap.freezes,
+        frozen_garbage=frozen_garbage,
     )
     say(
         out,
@@ -238,6 +289,15 @@ async def _measure_size(
         f"- churn: filter median {fmt_ms(result.churn.median_ms)} ms, p99 {fmt_ms(result.churn.p99_ms)} ms "
         f"({result.churn.runs} requests in {churn_s:,.1f} s); {applied:,} updates applied "
         f"({result.updates_per_s:,.1f}/s, target {rate:,.1f}/s), {backlog:,} still queued at the end",
+    )
+    pauses = "; ".join(
+        f"{phase} {fc.count} (max {fc.max_ms:,.0f} ms, total {fc.total_ms:,.0f} ms)"
+        for phase, fc in clock.phases.items()
+    )
+    say(
+        out,
+        f"- full garbage collections per phase: {pauses or 'none'}; heap frozen {heap.freezes} times "
+        f"(extender/sources/heap.py); {frozen_garbage:,} objects found unreachable once unfrozen at the end",
     )
     say(out)
     return result

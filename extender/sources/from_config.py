@@ -31,6 +31,7 @@ from extender.images import ImageScope
 from extender.platforms import key_of, parse_platform_spec
 from extender.sources.base import FeatureSource, SpecSource, WatchedSource
 from extender.sources.files import FileFeatures, FileSpecs, poll
+from extender.sources.heap import HeapKeeper
 from extender.sources.registry.auth import Credentials, docker_config_credentials
 from extender.sources.registry.client import RegistryClient, no_credentials
 from extender.sources.registry.lookup import CacheSettings, RegistrySpecs
@@ -59,6 +60,7 @@ class Sources:
     caches: tuple[BoundedCache[object, object], ...] = ()
     summary: str = ""
     wakeups: WakeUps | None = None  # wakeUp.enabled
+    heap: HeapKeeper | None = None
 
 
 class DockerConfigCredentials:
@@ -177,7 +179,10 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
     async with contextlib.AsyncExitStack() as stack:
         watched: list[tuple[str, WatchedSource]] = []
         summary: list[str] = []
+        heap = HeapKeeper()  # from before the features load: freezes while they do
+        start_task(stack, heap.run(), "heap")
         features, kube_transport = await _open_features(config, stack, watched, summary)
+        heap.features = features
         specs, caches = await _open_specs(config, stack, watched, summary)
         wakeups: WakeUps | None = None
         scope = ImageScope(config.specs.scope)
@@ -220,7 +225,7 @@ async def open_sources(config: Config) -> AsyncIterator[Sources]:
             start_task(stack, warmed.warm_reasons(), "warm-up")
         else:
             start_task(stack, warmed.run(), "warm-up")
-        yield Sources(warmed, specs, lookups, watched, caches, "; ".join(summary), wakeups)
+        yield Sources(warmed, specs, lookups, watched, caches, "; ".join(summary), wakeups, heap)
 
 
 def _wake_ups(
