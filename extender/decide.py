@@ -143,14 +143,14 @@ def decide(
     ``passed`` and ``failed`` empty, for the prioritize verb, which sends only scores). A multi-arch
     image judges each node by its platform's variant (:mod:`extender.spec.variants`); a node whose
     platform the index lacks fails, or passes with ``missing_platform="pass"``."""
-    names = list(nodes)
+    # The caller's list as it is (decode_args hands over a fresh one): a copy of 5,000 names is
+    # measurable on the verbs' hot path, and nothing here changes it.
+    names = nodes if type(nodes) is list else list(nodes)
     if not images:
         return Decision(names, list(names), {}, [0] * len(names) if scores else [])
     # Per request: one name -> slot lookup, then gathers from per-slot verdicts that are cached per
     # (spec, tags, table generation). A slot of -1 (unknown node) reads the no-features verdict.
     slots = table.slots_of(names)
-    known = slots >= 0
-    all_known = bool(known.all())
     if any(item.variants is not None for item in images):
         decision = _decide_by_platform(
             images, table, names, slots, tags, missing_features, missing_platform, detail_limit, scores
@@ -160,7 +160,7 @@ def decide(
         return decision
     first = slot_verdicts(_spec(images[0]), table, tags)
     ok = first.ok[slots]
-    raw = first.best[slots]
+    raw = first.best[slots] if scores else None  # filter sends no scores: no gather for them
     first_bad: npt.NDArray[np.intp] | None = None  # per node: the first image it cannot run
     if len(images) > 1:
         first_bad = np.where(ok, -1, 0)
@@ -169,19 +169,25 @@ def decide(
             compatible = v.ok[slots]
             first_bad[~compatible & ok] = i
             ok &= compatible
-            raw += v.best[slots]
-    if not all_known:  # a node without NodeFeature: its features are unknown, whatever the spec says
+            if raw is not None:
+                raw += v.best[slots]
+    known: npt.NDArray[np.bool_] | None = None  # None: every node is known (the usual case)
+    if slots.size and int(slots.min()) < 0:  # a node without NodeFeature: its features are unknown
+        known = slots >= 0
         if missing_features == "pass":
             ok |= ~known
         else:
             ok &= known
     if not verdicts:
-        return Decision(names, [], {}, _scores(ok, raw) if scores else [])
+        return Decision(names, [], {}, _scores(ok, raw) if raw is not None else [])
     # Whole-array work from here on: Python only touches the failing nodes, one C-level pass each.
-    decision = Decision(names, list(compress(names, ok.tolist())))
-    bad = ~ok
-    if first_bad is None and all_known:  # the usual case: one short reason for every failing node
-        failed = dict.fromkeys(compress(names, bad.tolist()), f"image {images[0].image}: {_SHORT_REASON}")
+    # compress() over the bytes of a bool array: no list of 5,000 bools built to walk it.
+    decision = Decision(names, list(compress(names, ok.tobytes())))
+    bad_rows = np.flatnonzero(~ok)
+    if first_bad is None and known is None:  # the usual case: one short reason for every failing node
+        failed = dict.fromkeys(
+            map(names.__getitem__, bad_rows.tolist()), f"image {images[0].image}: {_SHORT_REASON}"
+        )
         if detail_limit > 0 and failed:  # the first detail_limit failing nodes get the details
             item = images[0]
             spec = _spec(item)
@@ -190,7 +196,8 @@ def decide(
                 failed[name] = f"image {item.image}: {_why(spec, table, name, tags, group)}"
         decision.failed = failed
     else:
-        bad_rows = np.flatnonzero(bad)
+        if known is None:
+            known = slots >= 0
         bad_known = known[bad_rows]
         rows = bad_rows.tolist()
         # the reason of a failing node: short form of its first incompatible image, or "unknown" (last)
@@ -204,7 +211,7 @@ def decide(
                 item = images[codes[k]]
                 reasons[k] = f"image {item.image}: {_why(_spec(item), table, names[rows[k]], tags)}"
         decision.failed = dict(zip(map(names.__getitem__, rows), reasons, strict=True))
-    if scores:
+    if raw is not None:
         decision.score_list = _scores(ok, raw)
     return decision
 
@@ -259,7 +266,7 @@ def _decide_by_platform(
         ok |= ~known
     else:
         ok &= known
-    decision = Decision(names, list(compress(names, ok.tolist())))
+    decision = Decision(names, list(compress(names, ok.tobytes())))
     failed: dict[str, str] = {}
     detailed = 0
     codes_list = codes.tolist()
