@@ -95,7 +95,7 @@ def decode_args(body: bytes) -> ExtenderArgs:
                 if not isinstance(n, str):
                     raise WireError(f"ExtenderArgs.NodeNames[{i}]: expected a string, got {type(n).__name__}")
         if items is None:
-            names = list(raw_names)
+            names = raw_names  # orjson's fresh list, ours alone: no copy
     return ExtenderArgs(pod=pod, node_names=names, nodes=items, nodes_metadata=meta)
 
 
