@@ -79,7 +79,8 @@ def _spec(item: ImageSpec) -> Spec:
 
 @dataclass(slots=True)
 class Decision:
-    """``names``: the candidates as asked, in order; ``passed``: those that fit, in the same order;
+    """``names``: the candidates as asked, in order (the caller's list itself when it passed a
+    list: neither side may change it afterwards); ``passed``: those that fit, in the same order;
     ``failed``: the others with their reasons; ``score_list``: one score per entry of ``names``."""
 
     names: list[str] = field(default_factory=list)
