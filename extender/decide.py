@@ -34,7 +34,6 @@ import numpy as np
 import numpy.typing as npt
 
 from extender.features.nodefeature import NodeFeatures
-from extender.match.caches import Reasons
 from extender.match.evaluate import slot_verdicts
 from extender.match.explain import explain
 from extender.match.reference import evaluate_node
@@ -80,7 +79,8 @@ def _spec(item: ImageSpec) -> Spec:
 
 @dataclass(slots=True)
 class Decision:
-    """``names``: the candidates as asked, in order; ``passed``: those that fit, in the same order;
+    """``names``: the candidates as asked, in order (the caller's list itself when it passed a
+    list: neither side may change it afterwards); ``passed``: those that fit, in the same order;
     ``failed``: the others with their reasons; ``score_list``: one score per entry of ``names``."""
 
     names: list[str] = field(default_factory=list)
@@ -94,23 +94,31 @@ class Decision:
         return dict(zip(self.names, self.score_list, strict=True))
 
 
-def _why(
-    spec: Spec, table: FeatureTable, name: str, tags: frozenset[str] | None, group: Reasons | None = None
-) -> str:
-    """``explain(...).summary()`` for one node, memoised in the table's explanation cache.
+def _whys(spec: Spec, table: FeatureTable, names: list[str], tags: frozenset[str] | None) -> list[str]:
+    """``explain(...).summary()`` for each of ``names``, memoised in the table's explanation cache.
 
     An explanation costs one reference walk (~1 ms with a real spec), far more than the rest of a
     call; its text depends only on the spec, the tag selection, the node's name and its features, so
-    it is kept per (spec digest, tags, node) while the node's NodeFeatures object is the same one."""
+    it is kept per (spec digest, tags, node) while the node's NodeFeatures object is the same one.
+    One call for a list: the cache hits of a filter's detailed reasons (50 by default) are most of
+    what decide() spends at 500 candidates, so the lookups are bound once, not per node."""
     cache = table.caches.explanations
-    if group is None:
-        group = cache.group(spec.digest, tags)
-    nf = table.node_features(name)
-    why = cache.reason(group, name, nf)
-    if why is None:
-        why = explain(spec, nf, node=name, tags=tags).summary()
-        cache.remember(group, name, nf, why)
-    return why
+    group = cache.group(spec.digest, tags)
+    features_of = table.node_features
+    cached = cache.reason
+    out: list[str] = []
+    for name in names:
+        nf = features_of(name)
+        why = cached(group, name, nf)
+        if why is None:
+            why = explain(spec, nf, node=name, tags=tags).summary()
+            cache.remember(group, name, nf, why)
+        out.append(why)
+    return out
+
+
+def _why(spec: Spec, table: FeatureTable, name: str, tags: frozenset[str] | None) -> str:
+    return _whys(spec, table, [name], tags)[0]
 
 
 def reason(spec: Spec, table: FeatureTable, name: str, tags: frozenset[str] | None = None) -> str:
@@ -143,14 +151,14 @@ def decide(
     ``passed`` and ``failed`` empty, for the prioritize verb, which sends only scores). A multi-arch
     image judges each node by its platform's variant (:mod:`extender.spec.variants`); a node whose
     platform the index lacks fails, or passes with ``missing_platform="pass"``."""
-    names = list(nodes)
+    # The caller's list as it is (decode_args hands over a fresh one): a copy of 5,000 names is
+    # measurable on the verbs' hot path, and nothing here changes it.
+    names = nodes if type(nodes) is list else list(nodes)
     if not images:
         return Decision(names, list(names), {}, [0] * len(names) if scores else [])
     # Per request: one name -> slot lookup, then gathers from per-slot verdicts that are cached per
     # (spec, tags, table generation). A slot of -1 (unknown node) reads the no-features verdict.
     slots = table.slots_of(names)
-    known = slots >= 0
-    all_known = bool(known.all())
     if any(item.variants is not None for item in images):
         decision = _decide_by_platform(
             images, table, names, slots, tags, missing_features, missing_platform, detail_limit, scores
@@ -160,7 +168,7 @@ def decide(
         return decision
     first = slot_verdicts(_spec(images[0]), table, tags)
     ok = first.ok[slots]
-    raw = first.best[slots]
+    raw = first.best[slots] if scores else None  # filter sends no scores: no gather for them
     first_bad: npt.NDArray[np.intp] | None = None  # per node: the first image it cannot run
     if len(images) > 1:
         first_bad = np.where(ok, -1, 0)
@@ -169,28 +177,34 @@ def decide(
             compatible = v.ok[slots]
             first_bad[~compatible & ok] = i
             ok &= compatible
-            raw += v.best[slots]
-    if not all_known:  # a node without NodeFeature: its features are unknown, whatever the spec says
+            if raw is not None:
+                raw += v.best[slots]
+    known: npt.NDArray[np.bool_] | None = None  # None: every node is known (the usual case)
+    if slots.size and int(slots.min()) < 0:  # a node without NodeFeature: its features are unknown
+        known = slots >= 0
         if missing_features == "pass":
             ok |= ~known
         else:
             ok &= known
     if not verdicts:
-        return Decision(names, [], {}, _scores(ok, raw) if scores else [])
+        return Decision(names, [], {}, _scores(ok, raw) if raw is not None else [])
     # Whole-array work from here on: Python only touches the failing nodes, one C-level pass each.
-    decision = Decision(names, list(compress(names, ok.tolist())))
-    bad = ~ok
-    if first_bad is None and all_known:  # the usual case: one short reason for every failing node
-        failed = dict.fromkeys(compress(names, bad.tolist()), f"image {images[0].image}: {_SHORT_REASON}")
+    # compress() over the bytes of a bool array: no list of 5,000 bools built to walk it.
+    decision = Decision(names, list(compress(names, ok.tobytes())))
+    bad_rows = np.flatnonzero(~ok)
+    if first_bad is None and known is None:  # the usual case: one short reason for every failing node
+        failed = dict.fromkeys(
+            map(names.__getitem__, bad_rows.tolist()), f"image {images[0].image}: {_SHORT_REASON}"
+        )
         if detail_limit > 0 and failed:  # the first detail_limit failing nodes get the details
-            item = images[0]
-            spec = _spec(item)
-            group = table.caches.explanations.group(spec.digest, tags)  # once per call
-            for name in list(islice(failed, detail_limit)):
-                failed[name] = f"image {item.image}: {_why(spec, table, name, tags, group)}"
+            prefix = f"image {images[0].image}: "
+            heads = list(islice(failed, detail_limit))
+            for name, why in zip(heads, _whys(_spec(images[0]), table, heads, tags), strict=True):
+                failed[name] = prefix + why
         decision.failed = failed
     else:
-        bad_rows = np.flatnonzero(bad)
+        if known is None:
+            known = slots >= 0
         bad_known = known[bad_rows]
         rows = bad_rows.tolist()
         # the reason of a failing node: short form of its first incompatible image, or "unknown" (last)
@@ -204,7 +218,7 @@ def decide(
                 item = images[codes[k]]
                 reasons[k] = f"image {item.image}: {_why(_spec(item), table, names[rows[k]], tags)}"
         decision.failed = dict(zip(map(names.__getitem__, rows), reasons, strict=True))
-    if scores:
+    if raw is not None:
         decision.score_list = _scores(ok, raw)
     return decision
 
@@ -259,7 +273,7 @@ def _decide_by_platform(
         ok |= ~known
     else:
         ok &= known
-    decision = Decision(names, list(compress(names, ok.tolist())))
+    decision = Decision(names, list(compress(names, ok.tobytes())))
     failed: dict[str, str] = {}
     detailed = 0
     codes_list = codes.tolist()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from extender.decide import ImageSpec, decide
+from extender.decide import ImageSpec, MissingFeatures, decide
 from extender.errors import PodError
 from extender.match.table import FeatureTable
 from extender.pods import FAILURE_POLICY_ANNOTATION, TAGS_ANNOTATION, pod_failure_policy, pod_images, pod_tags
@@ -172,3 +172,47 @@ def test_unknown_node_fails_even_when_a_set_matches_anything() -> None:
     assert d.passed == ["gpu"] and d.failed["ghost"].startswith("node has no NodeFeature")
     d = decide([image], TABLE, ["gpu", "ghost"], missing_features="pass")
     assert d.passed == ["gpu", "ghost"] and d.failed == {}
+
+
+@pytest.mark.parametrize(
+    ("images", "names"),
+    [
+        ([ImageSpec("cuda:12", CUDA)], ["plain", "gpu", "plain", "nic"]),  # one image, every node known
+        ([ImageSpec("cuda:12", CUDA)], ["ghost", "plain", "gpu"]),  # an unknown node
+        ([ImageSpec("cuda:12", CUDA), ImageSpec("rdma:1", RDMA)], ["plain", "gpu", "nic"]),  # two images
+        ([ImageSpec("cuda:12", CUDA)], []),  # no candidates
+    ],
+)
+@pytest.mark.parametrize("missing", ["fail", "pass"])
+def test_verb_forms_agree_with_the_full_decision(
+    images: list[ImageSpec], names: list[str], missing: MissingFeatures
+) -> None:
+    # the filter form (no scores) and the prioritize form (no verdicts) take shortcuts of their own
+    # (no score gather, no verdict lists); what they do build is the full decision's, whatever the path
+    full = decide(images, TABLE, names, missing_features=missing)
+    sent = list(names)
+    filt = decide(images, TABLE, names, missing_features=missing, scores=False)
+    assert (filt.passed, list(filt.failed.items()), filt.score_list) == (
+        full.passed,
+        list(full.failed.items()),
+        [],
+    )
+    prio = decide(images, TABLE, names, missing_features=missing, verdicts=False)
+    assert (prio.passed, prio.failed, prio.score_list) == ([], {}, full.score_list)
+    as_tuple = decide(images, TABLE, tuple(names), missing_features=missing)  # any sequence will do
+    assert (as_tuple.names, as_tuple.passed, as_tuple.failed) == (names, full.passed, full.failed)
+    assert names == sent  # the candidates are read, never changed
+
+
+def test_only_the_first_failing_nodes_get_details_once_each() -> None:
+    d = decide(
+        [ImageSpec("cuda:12", CUDA)],
+        TABLE,
+        ["plain", "plain", "gpu", "nic"],
+        tags=frozenset({"gpu"}),
+        detail_limit=1,
+    )
+    assert d.passed == ["gpu"]
+    assert list(d.failed) == ["plain", "nic"]
+    assert d.failed["plain"].startswith("image cuda:12: set #0 (tag gpu): rule 'nvidia'")
+    assert d.failed["nic"] == "image cuda:12: no compatibility set matched (see /debug/explain)"

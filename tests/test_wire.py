@@ -115,3 +115,22 @@ def test_encode_score_list_is_encode_priorities(pairs: list[tuple[str, int]]) ->
 def test_encode_score_list_needs_a_score_per_name() -> None:
     with pytest.raises(ValueError, match="2 names, 1 scores"):
         encode_score_list(["a", "b"], [1])
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        [f"node-{i}.pool-{i % 7}.example.com" for i in range(300)],  # ASCII, nothing to escape: str joins
+        ["node-a", 'quo"te', "node-b"],  # one name orjson escapes: the pieces of its encoding
+        ["node-a", "n\u00f6de", "node-b"],  # non-ASCII, written as it is
+        ["node-a", "tab\there", "back\\slash", "\x7f", ""],
+        ["only"],
+    ],
+)
+def test_encode_score_list_either_way(names: list[str]) -> None:
+    scores = [(7 * i) % 11 for i in range(len(names))]
+    assert encode_score_list(names, scores) == encode_priorities(zip(names, scores, strict=True))
+    assert encode_score_list(names, [10] * len(names)) == encode_priorities((n, 10) for n in names)
+    assert orjson.loads(encode_score_list(names, scores)) == [
+        {"Host": n, "Score": s} for n, s in zip(names, scores, strict=True)
+    ]

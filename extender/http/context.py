@@ -72,9 +72,16 @@ async def lookup_specs(
     returned in the second element (image -> why) for the caller to report."""
     source = app[SPECS]
     platforms = app[FEATURES].table.platforms()
-    results = await asyncio.gather(
-        *(lookup_image(source, i, platforms) for i in images), return_exceptions=True
-    )
+    results: list[ImageSpec | BaseException | None]
+    if len(images) == 1:  # the usual pod: awaited in place, without a Task and a gather around it
+        try:
+            results = [await lookup_image(source, images[0], platforms)]
+        except Exception as exc:  # as gather(return_exceptions=True) hands them over
+            results = [exc]
+    else:
+        results = await asyncio.gather(
+            *(lookup_image(source, i, platforms) for i in images), return_exceptions=True
+        )
     found: list[ImageSpec] = []
     ignored: dict[str, str] = {}
     for image, res in zip(images, results, strict=True):
