@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+from extender.config import Config, load_config
 from extender.features.nodefeature import NodeFeatures
 from extender.match.evaluate import Implementation, evaluate
 from extender.match.result import Status
@@ -87,3 +89,20 @@ def plain_id(text: object) -> str:
     pytest's own escaping writes backslashes, and such an id then selects nothing."""
     s = text if isinstance(text, str) else repr(text)
     return "".join(c if " " <= c <= "~" and c != "\\" else f"<{ord(c):x}>" for c in s)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example_files_config(reload_seconds: float = 0) -> Config:
+    """serve's configuration for the bundled examples: NodeFeature files and the image mapping,
+    reloaded every ``reload_seconds`` (0: never)."""
+    return load_config(
+        None,
+        {
+            "features.path": str(EXAMPLES / "nodefeatures"),
+            "specs.images": str(EXAMPLES / "images.yaml"),
+            "features.reloadSeconds": reload_seconds,
+            "specs.reloadSeconds": reload_seconds,
+        },
+    )

@@ -8,10 +8,13 @@ unparsable integers and versions, broken regexps) is reached in a few thousand e
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from hypothesis import strategies as st
 
 from extender.features.nodefeature import NodeFeatures
+from extender.match.table import FeatureTable
 from extender.spec.model import CompatibilitySet, FeatureTerm, MatchExpression, Rule, Spec
 
 FEATURES = ["f.x", "f.y", "f.z", "rule.matched", "F.X", "nodot"]
@@ -138,6 +141,50 @@ def node_features(draw: st.DrawFn, node: str) -> NodeFeatures:
 def clusters(draw: st.DrawFn) -> list[NodeFeatures]:
     n = draw(st.integers(1, 6))
     return [draw(node_features(f"n{i}")) for i in range(n)]
+
+
+def partly_updated(old: NodeFeatures, drawn: NodeFeatures, data: st.DataObject) -> NodeFeatures:
+    """An update as parsing makes them: per feature, the very object the node had (parsing shares
+    equal values; instance tuples are new, their rows the same objects), the drawn value, or none;
+    or, one time in ten, the node's own features object again (a resync). The table rewrites only
+    what is not the same object (``FeatureTable._rewrite``)."""
+
+    def pick(old_part: Mapping[str, Any], new_part: Mapping[str, Any], rows: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in sorted({*old_part, *new_part}):
+            choice = data.draw(st.sampled_from(["keep", "new", "drop"]))
+            if choice == "keep" and name in old_part:
+                out[name] = tuple(old_part[name]) if rows else old_part[name]
+            elif choice == "new" and name in new_part:
+                out[name] = new_part[name]
+        return out
+
+    if data.draw(st.integers(0, 9)) == 0:
+        return old
+    return NodeFeatures(
+        node=old.node,
+        flags=pick(old.flags, drawn.flags, False),
+        attributes=pick(old.attributes, drawn.attributes, False),
+        instances=pick(old.instances, drawn.instances, True),
+    )
+
+
+def update_randomly(table: FeatureTable, data: st.DataObject, steps: st.SearchStrategy[int]) -> None:
+    """Apply a drawn number of updates to ``table``, each a node replaced by drawn features, updated
+    in part (:func:`partly_updated`), removed (the last one is kept), or added."""
+    for step in range(data.draw(steps)):
+        names = sorted(table.nodes())
+        action = data.draw(st.sampled_from(["partly", "replace", "remove", "add"]))
+        if action == "remove" and len(names) > 1:
+            table.remove_node(data.draw(st.sampled_from(names)))
+        elif action == "replace" and names:
+            table.set_node(data.draw(node_features(data.draw(st.sampled_from(names)))))
+        elif action == "partly" and names:
+            old = table.node_features(data.draw(st.sampled_from(names)))
+            assert old is not None
+            table.set_node(partly_updated(old, data.draw(node_features(old.node)), data))
+        else:
+            table.set_node(data.draw(node_features(f"new{step}")))
 
 
 # Long names and values, long value lists, many instances: for the report's width (tests/test_report.py).

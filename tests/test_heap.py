@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from extender.config import load_config
 from extender.features.nodefeature import NodeFeatures
 from extender.match.table import FeatureTable
 from extender.sources import heap as heap_module
 from extender.sources.from_config import open_sources
 from extender.sources.heap import HeapKeeper, freeze
+from tests.helpers import example_files_config
 from tests.waiting import until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -85,16 +85,7 @@ async def test_serve_keeps_the_heap(monkeypatch: pytest.MonkeyPatch) -> None:
         return len(calls)
 
     monkeypatch.setattr(heap_module, "freeze", counting)
-    config = load_config(
-        None,
-        {
-            "features.path": str(EXAMPLES / "nodefeatures"),
-            "specs.images": str(EXAMPLES / "images.yaml"),
-            "features.reloadSeconds": 0,
-            "specs.reloadSeconds": 0,
-        },
-    )
-    async with open_sources(config) as sources:
+    async with open_sources(example_files_config()) as sources:
         keeper = sources.heap
         assert keeper is not None and sources.features.ready
         await until(lambda: keeper.generation >= 0, "a freeze once the features were loaded")

@@ -8,9 +8,6 @@ tables changed incrementally after they were built. At least 2,000 examples per 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +18,7 @@ from extender.match.table import FeatureTable
 from extender.match.vector import evaluate_table
 from extender.spec.model import Spec
 from tests.fuzz import examples
-from tests.strategies import clusters, node_features, specs
+from tests.strategies import clusters, specs, update_randomly
 
 SETTINGS = settings(max_examples=examples(2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -35,31 +32,6 @@ def _agree(spec: Spec, table: FeatureTable, names: list[str], tags: frozenset[st
     # The cached answer is the same answer.
     again = evaluate(spec, table, names, tags=tags)
     np.testing.assert_array_equal(again.status, ref.status)
-
-
-def _tweaked(old: NodeFeatures, drawn: NodeFeatures, data: st.DataObject) -> NodeFeatures:
-    """An update as parsing makes them: per feature, the very object the node had (parsing shares
-    equal values; instance tuples are new, their rows the same objects), a new value, or none; the
-    table rewrites only what is not the same object."""
-
-    def pick(old_part: Mapping[str, Any], new_part: Mapping[str, Any], rows: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in sorted({*old_part, *new_part}):
-            choice = data.draw(st.sampled_from(["keep", "new", "drop"]))
-            if choice == "keep" and name in old_part:
-                out[name] = tuple(old_part[name]) if rows else old_part[name]
-            elif choice == "new" and name in new_part:
-                out[name] = new_part[name]
-        return out
-
-    if data.draw(st.booleans()):
-        return old  # the same object again (a resync): nothing to write
-    return NodeFeatures(
-        node=old.node,
-        flags=pick(old.flags, drawn.flags, False),
-        attributes=pick(old.attributes, drawn.attributes, False),
-        instances=pick(old.instances, drawn.instances, True),
-    )
 
 
 @SETTINGS
@@ -79,19 +51,7 @@ def test_vectorized_equals_reference(
 def test_incremental_updates_agree(spec: Spec, cluster: list[NodeFeatures], data: st.DataObject) -> None:
     table = FeatureTable.from_features(cluster)
     evaluate(spec, table)  # warm the cache and the per-value memos before changing the table
-    for step in range(data.draw(st.integers(1, 6))):
-        action = data.draw(st.sampled_from(["replace", "remove", "add", "tweak"]))
-        names = list(table.nodes())
-        if action == "remove" and names:
-            table.remove_node(data.draw(st.sampled_from(names)))
-        elif action == "replace" and names:
-            table.set_node(data.draw(node_features(data.draw(st.sampled_from(names)))))
-        elif action == "tweak" and names:
-            old = table.node_features(data.draw(st.sampled_from(names)))
-            assert old is not None
-            table.set_node(_tweaked(old, data.draw(node_features(old.node)), data))
-        else:
-            table.set_node(data.draw(node_features(f"new{step}")))
+    update_randomly(table, data, st.integers(1, 6))
     _agree(spec, table, sorted(table.nodes()), None)
 
 
@@ -108,12 +68,7 @@ def test_a_walk_over_some_slots_gives_their_rows_of_the_whole_walk(
     set_indexes = spec.selected_sets(None)
     if data.draw(st.booleans()):
         evaluate_table(spec, table, set_indexes)  # memos filled before the table changes
-    for step in range(data.draw(st.integers(0, 4))):
-        names = sorted(table.nodes())
-        if data.draw(st.booleans()) and len(names) > 1:
-            table.remove_node(data.draw(st.sampled_from(names)))
-        else:
-            table.set_node(data.draw(node_features(data.draw(st.sampled_from([*names, f"new{step}"])))))
+    update_randomly(table, data, st.integers(0, 4))
     live = [s for n in table.nodes() if (s := table.slot(n)) is not None]
     picked = data.draw(st.lists(st.sampled_from(live), min_size=1, unique=True))
     whole = evaluate_table(spec, table, set_indexes)

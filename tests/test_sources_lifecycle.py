@@ -16,6 +16,7 @@ from extender.sources import from_config
 from extender.sources.kube import NODEFEATURES_PATH, NODES_PATH
 from extender.sources.prefetch import Prefetcher
 from extender.sources.registry.transport import AiohttpTransport
+from tests.helpers import example_files_config
 from tests.kube_apiserver import FakeApiServer
 from tests.kube_objects import kubeconfig, node_object, nodefeature_object
 from tests.waiting import eventually
@@ -29,16 +30,7 @@ def _ours() -> set[str]:
 
 
 async def test_pollers_run_while_open_and_stop_on_exit() -> None:
-    config = load_config(
-        None,
-        {
-            "features.path": str(EXAMPLES / "nodefeatures"),
-            "specs.images": str(EXAMPLES / "images.yaml"),
-            "features.reloadSeconds": 30,
-            "specs.reloadSeconds": 30,
-        },
-    )
-    async with from_config.open_sources(config) as sources:
+    async with from_config.open_sources(example_files_config(reload_seconds=30)) as sources:
         assert _ours() == {"features", "specs"}
         assert len(sources.features.table) > 0 and sources.features.ready
     assert _ours() == set()

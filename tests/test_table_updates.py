@@ -5,7 +5,6 @@ others: extender/match/table.py, ``FeatureTable._rewrite``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 from extender.features.nodefeature import NodeFeatures
 from extender.match.table import FeatureTable
 from tests.fuzz import examples
-from tests.strategies import clusters, node_features
+from tests.strategies import clusters, update_randomly
 
 Cell = tuple[Any, ...]
 
@@ -55,47 +54,11 @@ def _row(fc: Any, r: int) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, c.vocab[c.codes[r]]) for k, c in fc.inst_attrs.items() if c.codes[r] >= 0))
 
 
-def _partly(old: NodeFeatures, drawn: NodeFeatures, data: st.DataObject) -> NodeFeatures:
-    """Per feature: the very object the node had (instance tuples new, their rows the same
-    objects), the drawn value, or none; or the node's own features object again."""
-
-    def pick(old_part: Mapping[str, Any], new_part: Mapping[str, Any], rows: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in sorted({*old_part, *new_part}):
-            choice = data.draw(st.sampled_from(["keep", "new", "drop"]))
-            if choice == "keep" and name in old_part:
-                out[name] = tuple(old_part[name]) if rows else old_part[name]
-            elif choice == "new" and name in new_part:
-                out[name] = new_part[name]
-        return out
-
-    if data.draw(st.integers(0, 9)) == 0:
-        return old
-    return NodeFeatures(
-        node=old.node,
-        flags=pick(old.flags, drawn.flags, False),
-        attributes=pick(old.attributes, drawn.attributes, False),
-        instances=pick(old.instances, drawn.instances, True),
-    )
-
-
 @settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cluster=clusters(), data=st.data())
 def test_updated_table_has_the_cells_of_a_fresh_one(cluster: list[NodeFeatures], data: st.DataObject) -> None:
     table = FeatureTable.from_features(cluster)
-    for step in range(data.draw(st.integers(1, 12))):
-        names = sorted(table.nodes())
-        action = data.draw(st.sampled_from(["partly", "partly", "replace", "remove", "add"]))
-        if action == "remove" and names:
-            table.remove_node(data.draw(st.sampled_from(names)))
-        elif action == "replace" and names:
-            table.set_node(data.draw(node_features(data.draw(st.sampled_from(names)))))
-        elif action == "partly" and names:
-            old = table.node_features(data.draw(st.sampled_from(names)))
-            assert old is not None
-            table.set_node(_partly(old, data.draw(node_features(old.node)), data))
-        else:
-            table.set_node(data.draw(node_features(f"new{step}")))
+    update_randomly(table, data, st.integers(1, 12))
     final = [nf for node in table.nodes() if (nf := table.node_features(node)) is not None]
     assert cells(table) == cells(FeatureTable.from_features(final))
 

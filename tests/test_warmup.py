@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from extender.config import load_config
 from extender.decide import ImageSpec, decide, failing
 from extender.http.app import build_app
 from extender.sources.base import StaticFeatures, StaticSpecs
@@ -20,6 +19,7 @@ from extender.sources.specs import LookupCounts, SharedLookups
 from extender.sources.warmup import Warmed
 from extender.spec.model import Spec
 from extender.spec.parse import parse_spec
+from tests.helpers import example_files_config
 from tests.waiting import finishes
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -111,16 +111,7 @@ async def test_the_warm_up_of_serve_is_not_counted_as_lookups() -> None:
     """serve's warm-up goes through the configured source, not the counting single-flight layer:
     compat_extender_spec_lookups_total counts what pods caused, and a warm-up racing the prefetcher
     must not make it flake. With the file source it is done before the sources are handed over."""
-    config = load_config(
-        None,
-        {
-            "features.path": str(EXAMPLES / "nodefeatures"),
-            "specs.images": str(EXAMPLES / "images.yaml"),
-            "features.reloadSeconds": 0,
-            "specs.reloadSeconds": 0,
-        },
-    )
-    async with open_sources(config) as sources:
+    async with open_sources(example_files_config()) as sources:
         assert isinstance(sources.features, Warmed) and sources.features.warm
         assert sources.features.done.specs == 8
         assert sources.lookups.counts == LookupCounts()  # nothing counted
