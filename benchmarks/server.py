@@ -96,10 +96,12 @@ def _extender_app(nodes: int, seed: int) -> tuple[web.Application, list[str]]:
     from extender.http.app import build_app
     from extender.match.table import table_from_nodefeatures
     from extender.sources.base import StaticFeatures, StaticSpecs
+    from extender.sources.heap import freeze
     from extender.sources.specs import SharedLookups
 
     table = table_from_nodefeatures(generate_cluster(nodes, seed))
     lookups = SharedLookups(StaticSpecs({BENCH_IMAGE: load_bench_spec()}))
+    freeze()  # what serve's heap keeper does once the features are loaded (extender/sources/heap.py)
     return build_app(StaticFeatures(table), lookups), list(table.node_names())
 
 
