@@ -807,6 +807,7 @@ def run_scenario(ctx: RunContext) -> HarnessResult:
             pod.floor.median_ms,
             pod.floor.p99_ms,
             pod.extender.runs,
+            {"cpu_ms": pod.extender_cpu_ms, "floor_cpu_ms": pod.floor_cpu_ms, "cpu_ratio": pod.cpu_ratio},
         )
     )
     notes = [
