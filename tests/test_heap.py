@@ -32,11 +32,16 @@ def test_freezes_while_loading_then_as_a_share_of_the_nodes_changes() -> None:
         calls.append(1)
         return len(calls)
 
-    keeper = HeapKeeper(freeze_with=counting, share=0.05, floor=3)
-    assert keeper.check() and keeper.check()  # no source yet (files being read): every check
+    old = [10]
+    keeper = HeapKeeper(freeze_with=counting, count_with=lambda: old[0], share=0.05, floor=3, loading=50)
+    assert not keeper.check()  # no source yet (files being read), little in the oldest generation
+    old[0] = 50
+    assert keeper.check()  # as much as ``loading``: frozen
     source = Source(100)
     keeper.features = source
-    assert keeper.check()  # not ready yet (a list under way): every check
+    assert keeper.check()  # not ready yet (a list under way), still as much
+    old[0] = 0
+    assert not keeper.check()
     source.ready = True
     assert keeper.check()  # ready: what the load left, once
     assert not keeper.check()
@@ -55,8 +60,9 @@ def test_freezes_while_loading_then_as_a_share_of_the_nodes_changes() -> None:
     assert not small.check()  # 2 changes: 5% of 10, but under the floor
     ten.table.set_node(NodeFeatures(node="y"))
     assert small.check()
-    assert (keeper.freezes, small.freezes, len(calls)) == (5, 2, 7)
-    assert keeper.frozen == 5  # what the last freeze reported
+    assert (keeper.freezes, small.freezes, len(calls)) == (4, 2, 6)
+    assert keeper.checks == 9
+    assert keeper.frozen == 4  # what the last freeze reported
 
 
 def test_freeze_puts_what_lives_out_of_the_collectors_reach() -> None:
