@@ -481,15 +481,19 @@ class FeatureTable:
         list rewrites those two features, not the node's hundreds of other cells). The result is the
         one clearing the slot and writing ``nf`` gives."""
         self._node_features[slot] = nf
+        # flags: only the elements that came or went (a module loaded is one cell, not the node's 150)
         for name, names in old.flags.items():
-            if nf.flags.get(name) is not names:
+            new = nf.flags.get(name)
+            if new is not names:
                 fc = self._features[name]
-                fc.has_flags[slot] = False
-                for el in names:
+                if new is None:
+                    fc.has_flags[slot] = False
+                for el in names if new is None else names - new:
                     fc.flags[el][slot] = False
         for name, names in nf.flags.items():
-            if old.flags.get(name) is not names:
-                self._write_flags(slot, name, names)
+            had = old.flags.get(name)
+            if had is not names:
+                self._write_flags(slot, name, names if had is None else names - had)
         for name, values in old.attributes.items():
             if nf.attributes.get(name) is not values:
                 fc = self._features[name]
