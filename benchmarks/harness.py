@@ -415,11 +415,11 @@ _EXTRA_FORMAT: dict[str, tuple[str, str]] = {
 }
 
 
-def format_extra(extra: dict[str, float]) -> str:
+def format_extra(extra: dict[str, float | None]) -> str:
     parts = []
     for key, value in extra.items():
         label, fmt = _EXTRA_FORMAT.get(key, (key, "{:,.3g}"))
-        parts.append(f"{label} {fmt.format(value)}")
+        parts.append(f"{label} {'–' if value is None else fmt.format(value)}")  # None: JSON's null (inf)
     return "; ".join(parts)
 
 

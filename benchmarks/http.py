@@ -759,6 +759,14 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _cpu_extra(pod: PodResult) -> dict[str, float]:
+    """CPU per pod for the row, when both sides' CPU time was measurable (a quick run's few pods can
+    read as 0 ticks in /proc: then the row has none, and the goal reads "not measured")."""
+    if pod.extender_cpu_ms <= 0 or pod.floor_cpu_ms <= 0:
+        return {}
+    return {"cpu_ms": pod.extender_cpu_ms, "floor_cpu_ms": pod.floor_cpu_ms, "cpu_ratio": pod.cpu_ratio}
+
+
 def run_scenario(ctx: RunContext) -> HarnessResult:
     """The harness's ``http`` scenario: node names at every node count, plus full Node objects."""
     node_objects = QUICK_NODES if ctx.quick else DEFAULT_NODES
@@ -807,7 +815,7 @@ def run_scenario(ctx: RunContext) -> HarnessResult:
             pod.floor.median_ms,
             pod.floor.p99_ms,
             pod.extender.runs,
-            {"cpu_ms": pod.extender_cpu_ms, "floor_cpu_ms": pod.floor_cpu_ms, "cpu_ratio": pod.cpu_ratio},
+            _cpu_extra(pod),
         )
     )
     notes = [

@@ -33,11 +33,13 @@ from benchmarks.harness import (
     RunContext,
     Scenario,
     ScenarioResult,
+    format_extra,
     format_ratio,
     load_results,
     run,
 )
 from benchmarks.http import QUICK_NODES as HTTP_NODE_OBJECTS
+from benchmarks.http import Latency, PodResult, _cpu_extra
 from benchmarks.matcher import run_benchmark as run_matcher
 from benchmarks.plot import figure, layout_problems
 from benchmarks.progress import Progress, format_elapsed
@@ -420,3 +422,16 @@ def test_matcher_reference_sampling_path() -> None:
     (row,) = report.sizes
     assert row.reference.sample_nodes == 10
     assert row.reference.scale == pytest.approx(3.0)
+
+
+def test_cpu_per_pod_goes_into_the_row_only_when_both_sides_were_measurable() -> None:
+    """A quick run's few pods can read as 0 CPU ticks: no CPU extras then (every extra is positive),
+    and a ratio that JSON stored as null prints as a dash instead of failing the summary."""
+    latency = Latency.of([1_000_000, 2_000_000])
+
+    def pod(ext: float, floor: float) -> PodResult:
+        return PodResult(500, 5000, 2, 400, latency, latency, ext, floor)
+
+    assert _cpu_extra(pod(2.0, 0.8)) == {"cpu_ms": 2.0, "floor_cpu_ms": 0.8, "cpu_ratio": 2.5}
+    assert _cpu_extra(pod(2.0, 0.0)) == {} and _cpu_extra(pod(0.0, 0.8)) == {}
+    assert format_extra({"cpu_ms": 2.0, "cpu_ratio": None}) == "CPU ms 2.00; CPU ratio –"
